@@ -1,0 +1,3 @@
+"""lbuild: build and deploy many Python AWS Lambda functions."""
+
+__version__ = "0.1.0"

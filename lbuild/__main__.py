@@ -1,0 +1,6 @@
+"""``python -m lbuild``."""
+
+from lbuild.cli import main
+
+if __name__ == "__main__":
+    main()
