@@ -168,7 +168,8 @@ class _Locator:
     """Maps a dotted key path to the line of lbuild.toml where it is written."""
 
     _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    _KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+    _PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+    _KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
 
     def __init__(self, text: str) -> None:
         self.lines: dict[tuple[str, ...], int] = {}
@@ -228,7 +229,7 @@ class _Reader:
                                  f"add `{name} = ...` to [{'.'.join(key)}]" if key else None)
             return default
         value = table[name]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             raise self.error(
                 f"'{name}' must be {_kind_name(kind)}, not {_kind_name(type(value))}",
                 (*key, name),
@@ -359,10 +360,7 @@ def _alias(r: _Reader, project: Mapping[str, Any]) -> str | None:
 
 def _setting(r: _Reader, name: str, kind: type[T], fn_table: Mapping[str, Any], project: Mapping[str, Any],
              fkey: tuple[str, ...], default: T) -> T:
-    if name in fn_table:
-        value = r.get(fn_table, name, kind, fkey)
-    else:
-        value = r.get(project, name, kind, ("project",))
+    value = r.get(fn_table, name, kind, fkey) if name in fn_table else r.get(project, name, kind, ("project",))
     return default if value is None else value
 
 
@@ -409,13 +407,13 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
     environment = {**(r.string_map(project, "environment", ("project",)) or {}),
                    **(r.string_map(table, "environment", fkey) or {})}
     for env_key in environment:
-        key = (*fkey, "environment", env_key) if env_key in table.get("environment", {}) \
-            else ("project", "environment", env_key)
+        env_where: tuple[str, ...] = (*fkey, "environment", env_key) \
+            if env_key in table.get("environment", {}) else ("project", "environment", env_key)
         if not rules.ENV_KEY.match(env_key):
-            raise r.error(f"environment variable name '{env_key}' is not valid for Lambda", key,
+            raise r.error(f"environment variable name '{env_key}' is not valid for Lambda", env_where,
                           "start with a letter; use at least 2 letters, digits or '_'")
         if env_key in rules.RESERVED_ENV_KEYS:
-            raise r.error(f"environment variable '{env_key}' is reserved by Lambda", key,
+            raise r.error(f"environment variable '{env_key}' is reserved by Lambda", env_where,
                           "rename it; Lambda sets this one itself")
     tags = {**(r.string_map(project, "tags", ("project",)) or {}), **(r.string_map(table, "tags", fkey) or {})}
     exclude = DEFAULT_EXCLUDE + (r.strings(project, "exclude", ("project",)) or ()) + \

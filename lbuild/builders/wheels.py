@@ -1,0 +1,206 @@
+"""Content-addressed wheel cache: download, verify the sha256, read metadata, unpack.
+
+Files live at ``<cache>/wheels/<sha256[:2]>/<sha256>/<filename>`` and enter the store only after
+their hash matched (a temporary file is renamed into place), so a hit is a verified file.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import hashlib
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from lbuild.errors import ResolutionError
+
+_CHUNK = 1 << 20
+_RETRIES = 3
+
+
+def cache_dir() -> Path:
+    """``LBUILD_CACHE_DIR``, else the user cache directory (``XDG_CACHE_HOME`` honoured on Linux)."""
+    override = os.environ.get("LBUILD_CACHE_DIR")
+    return Path(override) if override else Path(platformdirs.user_cache_dir("lbuild", appauthor=False))
+
+
+@dataclass(frozen=True)
+class WheelRef:
+    """Where a wheel comes from and what it must hash to."""
+
+    filename: str
+    sha256: str
+    url: str | None = None
+    path: Path | None = None
+    size: int | None = None
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else (_redact(self.url) if self.url else self.filename)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """The parts of a wheel's METADATA the resolver needs."""
+
+    name: str
+    version: str
+    requires_dist: tuple[str, ...]
+    requires_python: str | None
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password or parts.username:
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def parse_metadata(data: bytes) -> Metadata:
+    """Parse a METADATA file (pure)."""
+    message = email.parser.BytesParser().parsebytes(data, headersonly=True)
+    return Metadata(
+        name=str(message.get("Name", "")),
+        version=str(message.get("Version", "")),
+        requires_dist=tuple(str(v) for v in message.get_all("Requires-Dist") or ()),
+        requires_python=str(message["Requires-Python"]) if message.get("Requires-Python") else None,
+    )
+
+
+class WheelStore:
+    """The verified, content-addressed store of wheel files."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or cache_dir()) / "wheels"
+
+    def location(self, ref: WheelRef) -> Path:
+        return self.root / ref.sha256[:2] / ref.sha256 / ref.filename
+
+    def has(self, ref: WheelRef) -> bool:
+        return self.location(ref).is_file()
+
+    def fetch(self, ref: WheelRef) -> Path:
+        """The verified local path of ``ref``, downloading it when not yet stored."""
+        target = self.location(ref)
+        if target.is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._temporary(target.parent) as tmp:
+            digest = self._copy_in(ref, tmp)
+            if digest != ref.sha256:
+                raise ResolutionError(
+                    f"hash mismatch for {ref.filename}: expected sha256 {ref.sha256}, got {digest}",
+                    where=ref.source,
+                    hint="the file changed on the index or in transit; nothing was unpacked. If the new file is "
+                         "trusted, run `lbuild lock --upgrade-package` for it",
+                )
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        return target
+
+    def metadata(self, ref: WheelRef) -> Metadata:
+        """METADATA of ``ref``: from the stored wheel, else from the PEP 658 file, else by fetching the wheel."""
+        cached = self.root.parent / "metadata" / ref.sha256[:2] / f"{ref.sha256}.METADATA"
+        if cached.is_file():
+            return parse_metadata(cached.read_bytes())
+        data = None
+        if not self.has(ref) and ref.url and ref.url.startswith(("http://", "https://")):
+            data = _get_optional(ref.url + ".metadata")
+        if data is None:
+            data = read_wheel_metadata(self.fetch(ref))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with self._temporary(cached.parent) as tmp:
+            Path(tmp).write_bytes(data)
+            os.replace(tmp, cached)
+        return parse_metadata(data)
+
+    @contextmanager
+    def _temporary(self, folder: Path) -> Iterator[str]:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        os.close(fd)
+        try:
+            yield tmp
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _copy_in(self, ref: WheelRef, tmp: str) -> str:
+        h = hashlib.sha256()
+        if ref.path is not None or (ref.url or "").startswith("file:"):
+            source = ref.path or Path(urllib.request.url2pathname(urllib.parse.urlsplit(ref.url or "").path))
+            try:
+                with open(source, "rb") as src, open(tmp, "wb") as dst:
+                    while chunk := src.read(_CHUNK):
+                        h.update(chunk)
+                        dst.write(chunk)
+            except OSError as exc:
+                raise ResolutionError(f"cannot read {ref.filename}: {exc.strerror}", where=str(source),
+                                      hint="the wheel moved or was deleted; run `lbuild lock` again") from None
+            return h.hexdigest()
+        if not ref.url:
+            raise ResolutionError(f"no location known for {ref.filename}", hint="run `lbuild lock` again")
+        for attempt in range(_RETRIES):
+            h = hashlib.sha256()
+            try:
+                with _open(ref.url) as response, open(tmp, "wb") as dst:
+                    while chunk := response.read(_CHUNK):
+                        h.update(chunk)
+                        dst.write(chunk)
+                return h.hexdigest()
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == _RETRIES - 1:
+                    raise ResolutionError(f"download of {ref.filename} failed: HTTP {exc.code}", where=ref.source,
+                                          hint="check the index settings in lbuild.toml and your credentials") from None
+            except (urllib.error.URLError, OSError) as exc:
+                if attempt == _RETRIES - 1:
+                    reason = getattr(exc, "reason", exc)
+                    raise ResolutionError(f"download of {ref.filename} failed: {reason}", where=ref.source,
+                                          hint="check the network and the index settings in lbuild.toml") from None
+            time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def _open(url: str) -> urllib.response.addinfourl:
+    parts = urllib.parse.urlsplit(url)
+    request = urllib.request.Request(_redact(url), headers={"User-Agent": "lbuild"})
+    if parts.username:
+        token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
+    return urllib.request.urlopen(request, timeout=60)  # type: ignore[no-any-return]
+
+
+def _get_optional(url: str) -> bytes | None:
+    try:
+        with _open(url) as response:
+            return response.read()  # type: ignore[no-any-return]
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def read_wheel_metadata(path: Path) -> bytes:
+    """The bytes of ``*.dist-info/METADATA`` inside the wheel at ``path``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                parts = name.split("/")
+                if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
+                    return archive.read(name)
+    except zipfile.BadZipFile:
+        raise ResolutionError(f"{path.name} is not a valid wheel (bad zip)", where=str(path)) from None
+    raise ResolutionError(f"{path.name} has no .dist-info/METADATA", where=str(path),
+                          hint="the wheel is broken; rebuild or replace it")
+

@@ -1,0 +1,235 @@
+"""Typer commands: the only module that prints, prompts or exits."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lbuild import __version__
+from lbuild.errors import ChangesPending, LbuildError, UsageError
+
+app = typer.Typer(
+    name="lbuild",
+    help="Build and deploy many Python AWS Lambda functions: target-platform locks, shared layers, "
+         "reproducible zips, limits checked before upload.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class Settings:
+    """Global options, given before or after the command name."""
+
+    config: Path | None = None
+    json: bool = False
+    quiet: bool = False
+    debug: bool = False
+    profile: str | None = None
+    region: str | None = None
+
+
+STATE = Settings()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="lbuild.toml (default: searched upward from .)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
+
+
+def _merge(config: Path | None = None, json_: bool = False, quiet: bool = False, debug: bool = False) -> Settings:
+    STATE.config = config or STATE.config
+    STATE.json = json_ or STATE.json
+    STATE.quiet = quiet or STATE.quiet
+    STATE.debug = debug or STATE.debug
+    return STATE
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lbuild {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile (overrides AWS_PROFILE).")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region (overrides AWS_REGION).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Global options."""
+    _merge(config, json_, quiet, debug)
+    STATE.profile, STATE.region = profile, region
+
+
+# --- output helpers -----------------------------------------------------------------------------------
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def info(text: str) -> None:
+    """A progress or summary line on stderr (silent with --quiet or --json)."""
+    if not STATE.quiet and not STATE.json:
+        _err(text)
+
+
+def emit(document: dict[str, Any], human: Callable[[], None]) -> None:
+    """One JSON document on stdout with --json, else the human rendering."""
+    if STATE.json:
+        typer.echo(json.dumps(document, indent=2, sort_keys=True))
+    elif not STATE.quiet:
+        human()
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on a terminal; plain log lines otherwise; nothing with --quiet/--json."""
+    if STATE.quiet or STATE.json:
+        yield lambda _: None
+        return
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        with console.status(label) as status:
+            yield lambda message: status.update(message)
+        return
+    yield info
+
+
+def report(error: LbuildError) -> int:
+    """Print ``error`` (and its JSON form with --json); return its exit code."""
+    if STATE.json:
+        typer.echo(json.dumps(error.as_dict(), indent=2, sort_keys=True))
+    _err(error.render())
+    return error.exit_code
+
+
+def _project() -> Any:
+    from lbuild.config import load_project
+
+    return load_project(STATE.config)
+
+
+# --- commands -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write lbuild.toml and a sample function.")] = Path("."),
+    name: Annotated[str | None, typer.Option("--name", help="Project name (default: the directory's name).")] = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a commented lbuild.toml and one sample function."""
+    _merge(json_=json_, quiet=quiet)
+    from lbuild.scaffold import init_project
+
+    written = init_project(directory, name)
+    def human() -> None:
+        for path in written:
+            info(f"wrote {path}")
+
+    emit({"written": [str(p) for p in written]}, human)
+    info("next: `lbuild lock` resolves the sample's dependencies for its target")
+
+
+@app.command()
+def lock(
+    packages: Annotated[list[str] | None, typer.Argument(help="With --upgrade: only these packages.")] = None,
+    upgrade: Annotated[bool, typer.Option("--upgrade", "-U", help="Re-resolve to the newest versions.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 10 if lbuild.lock is missing or stale.")] = False,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Resolve every function for its target and write lbuild.lock."""
+    _merge(config, json_, quiet, debug)
+    from lbuild.resolver import lock as resolver
+    from lbuild.resolver import lockfile
+
+    if packages and not upgrade:
+        raise UsageError(f"package names given without --upgrade: {' '.join(packages)}",
+                         hint="write `lbuild lock --upgrade NAME ...` to upgrade only those packages")
+    project = _project()
+    previous = lockfile.read(project.lock_path)
+    if check:
+        reasons = resolver.stale_reasons(project, previous)
+        document = {"lock": str(project.lock_path), "up_to_date": not reasons, "reasons": reasons}
+        emit(document, lambda: info(f"{project.lock_path.name} is up to date" if not reasons else
+                                    "\n".join(f"stale: {r}" for r in reasons)))
+        if reasons:
+            raise ChangesPending(f"{project.lock_path.name} is stale", hint="run `lbuild lock`")
+        return
+    started = time.perf_counter()
+    with progress("resolving") as log:
+        result = resolver.lock_project(project, previous, upgrade=tuple(packages) if packages else upgrade, log=log)
+    changed = lockfile.write(result.lock, project.lock_path)
+    seconds = time.perf_counter() - started
+    count = len({p.pin for r in result.lock.resolutions for p in r.packages})
+    document = {
+        "lock": str(project.lock_path),
+        "changed": changed,
+        "resolved": list(result.resolved),
+        "reused": list(result.reused),
+        "seconds": round(seconds, 3),
+        "resolutions": [
+            {"id": r.id, "runtime": r.target.runtime, "architecture": r.target.architecture,
+             "platform": r.platform, "functions": list(r.functions),
+             "packages": [p.pin for p in r.packages]}
+            for r in result.lock.resolutions
+        ],
+        "functions": {f.name: {"resolution": f.resolution, "closure": list(f.closure)}
+                      for f in result.lock.functions},
+    }
+
+    def human() -> None:
+        verb = "wrote" if changed else "unchanged:"
+        info(f"{verb} {project.lock_path.name}: {len(result.lock.functions)} functions, "
+             f"{len(result.lock.resolutions)} resolutions ({len(result.reused)} reused), "
+             f"{count} pinned packages in {seconds:.2f}s")
+
+    emit(document, human)
+
+
+def main() -> None:
+    """Entry point: run the app, map lbuild errors to messages and exit codes."""
+    try:
+        code = app(standalone_mode=False)
+    except LbuildError as error:
+        sys.exit(report(error))
+    except typer.Abort:
+        _err("error: aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        _err("error: interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        if STATE.debug:
+            raise
+        _err(f"error: unexpected {type(exc).__name__}: {exc}\nhint: run again with --debug for the traceback, "
+             "and report it")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

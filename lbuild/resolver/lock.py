@@ -1,0 +1,447 @@
+"""Target-platform resolution: every function of a project -> one ``Lock``.
+
+Functions that share a target (runtime + architecture) are resolved jointly, so one version of each
+package serves them all and shared layers are possible; ``isolated`` functions are resolved alone.
+uv pins the versions for the target; lbuild picks the best wheel per package, reads its metadata and
+computes each function's closure with markers evaluated for the target (``closure.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
+
+from lbuild import rules
+from lbuild.builders.wheels import WheelRef, WheelStore
+from lbuild.config import Function, IndexSettings, Project
+from lbuild.errors import ResolutionError
+from lbuild.resolver import closure as closure_mod
+from lbuild.resolver import lockfile, uv
+from lbuild.resolver.inputs import RequirementInput, read_input
+from lbuild.resolver.lockfile import FunctionLock, Lock, LockedPackage, LockedWheel, Resolution
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Log = Callable[[str], None]
+Upgrade = bool | tuple[str, ...]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Group:
+    """Functions resolved together: all non-isolated functions of one target, or one isolated function."""
+
+    id: str
+    target: rules.Target
+    functions: tuple[Function, ...]
+    isolated: bool
+
+
+@dataclass(frozen=True)
+class LockResult:
+    lock: Lock
+    resolved: tuple[str, ...]  # ids of the resolutions computed anew
+    reused: tuple[str, ...]  # ids taken unchanged from the previous lock
+
+
+def plan_groups(functions: Sequence[Function]) -> tuple[Group, ...]:
+    """Group functions for joint resolution (pure, deterministic)."""
+    shared: dict[rules.Target, list[Function]] = {}
+    groups: list[Group] = []
+    for fn in functions:
+        if fn.isolated:
+            groups.append(Group(f"{fn.target.id}+{fn.name}", fn.target, (fn,), True))
+        else:
+            shared.setdefault(fn.target, []).append(fn)
+    groups += [Group(target.id, target, tuple(fns), False) for target, fns in shared.items()]
+    return tuple(sorted(groups, key=lambda g: g.id))
+
+
+def group_fingerprint(group: Group, inputs: Mapping[str, RequirementInput], index: IndexSettings) -> str:
+    h = hashlib.sha256(f"lbuild-lock/{lockfile.LOCK_VERSION}\0{group.id}\0{index.fingerprint()}".encode())
+    for fn in sorted(group.functions, key=lambda f: f.name):
+        h.update(f"\0{fn.name}\0{inputs[fn.name].kind}\0{inputs[fn.name].digest}".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def function_fingerprint(fn: Function, source: RequirementInput) -> str:
+    text = f"{fn.target.id}\0{fn.isolated}\0{source.kind}\0{source.digest}"
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_inputs(project: Project) -> dict[str, RequirementInput]:
+    return {fn.name: read_input(fn.requirements, project.root) for fn in project.functions}
+
+
+def _overall(fingerprints: Mapping[str, str]) -> str:
+    text = "\0".join(f"{k}={v}" for k, v in sorted(fingerprints.items()))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
+    """Why lbuild.lock does not match the inputs (empty: it is up to date)."""
+    if previous is None:
+        return [f"{project.lock_path.name} does not exist"]
+    inputs = read_inputs(project)
+    groups = plan_groups(project.functions)
+    fingerprints = {g.id: group_fingerprint(g, inputs, project.index) for g in groups}
+    if previous.inputs == _overall(fingerprints):
+        return []
+    reasons = []
+    locked = {f.name: f for f in previous.functions}
+    for fn in project.functions:
+        old = locked.pop(fn.name, None)
+        if old is None:
+            reasons.append(f"function '{fn.name}' is not in the lock")
+        elif old.inputs != function_fingerprint(fn, inputs[fn.name]):
+            reasons.append(f"function '{fn.name}': its requirements, target or isolation changed")
+    reasons += [f"function '{name}' was removed from lbuild.toml" for name in sorted(locked)]
+    return reasons or ["index settings in lbuild.toml changed"]
+
+
+def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = False,
+                 store: WheelStore | None = None, log: Log = _quiet) -> LockResult:
+    """Resolve every function of ``project``; reuse each resolution whose inputs did not change."""
+    store = store or WheelStore()
+    inputs = read_inputs(project)
+    groups = plan_groups(project.functions)
+    fingerprints = {g.id: group_fingerprint(g, inputs, project.index) for g in groups}
+    old = {r.id: r for r in previous.resolutions} if previous else {}
+
+    def needs_work(group: Group) -> bool:
+        before = old.get(group.id)
+        if before is None or before.inputs != fingerprints[group.id] or upgrade is True:
+            return True
+        return isinstance(upgrade, tuple) and any(canonicalize_name(p) in before.by_name for p in upgrade)
+
+    todo = [g for g in groups if needs_work(g)]
+    results: dict[str, tuple[Resolution, tuple[FunctionLock, ...]]] = {}
+    for group in groups:
+        if group not in todo and previous is not None:
+            results[group.id] = (old[group.id], tuple(previous.function(fn.name) for fn in group.functions))
+    if todo:
+        with tempfile.TemporaryDirectory(prefix="lbuild-lock-") as tmp, \
+                ThreadPoolExecutor(max_workers=min(4, len(todo))) as pool:
+            futures = {
+                g.id: pool.submit(_resolve_group, g, inputs, project, old.get(g.id), upgrade,
+                                  fingerprints[g.id], store, Path(tmp) / g.id, log)
+                for g in todo
+            }
+            for gid, future in futures.items():
+                results[gid] = future.result()
+    resolutions = tuple(results[g.id][0] for g in groups)
+    functions = tuple(sorted((f for g in groups for f in results[g.id][1]), key=lambda f: f.name))
+    lock = Lock(_overall(fingerprints), resolutions, functions)
+    return LockResult(lock, tuple(g.id for g in todo), tuple(g.id for g in groups if g not in todo))
+
+
+# --- one group ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    name: NormalizedName
+    version: str
+    wheels: tuple[WheelRef, ...]
+
+
+def _write_inputs(workdir: Path, functions: Sequence[Function], inputs: Mapping[str, RequirementInput]
+                  ) -> tuple[list[Path], list[Path]]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    requirement_files, constraint_files = [], []
+    for fn in functions:
+        source = inputs[fn.name]
+        req = workdir / f"{fn.name}.in"
+        req.write_text("".join(f"{line}\n" for line in source.requirements), encoding="utf-8")
+        requirement_files.append(req)
+        if source.constraints:
+            con = workdir / f"{fn.name}.constraints.txt"
+            con.write_text("".join(f"{line}\n" for line in source.constraints), encoding="utf-8")
+            constraint_files.append(con)
+    return requirement_files, constraint_files
+
+
+def _preferences(resolution: Resolution | None, root: Path) -> str | None:
+    """The previous resolution as a pylock.toml, which uv reads as its preferred pins."""
+    if resolution is None or not resolution.packages:
+        return None
+    out = ['lock-version = "1.0"\ncreated-by = "lbuild"\n']
+    for pkg in resolution.packages:
+        w = pkg.wheel
+        url = w.url or (root / (w.path or "")).resolve().as_uri()
+        out.append(f'\n[[packages]]\nname = "{pkg.name}"\nversion = "{pkg.version}"\n'
+                   f'wheels = [{{ url = "{url}", hashes = {{ sha256 = "{w.sha256}" }} }}]\n')
+    return "".join(out)
+
+
+def _compile(functions: Sequence[Function], inputs: Mapping[str, RequirementInput], project: Project,
+             target: rules.Target, workdir: Path, preferences: str | None, upgrade: Upgrade
+             ) -> tuple[dict[NormalizedName, _Candidate] | None, uv.CompileFailure | None]:
+    requirement_files, constraint_files = _write_inputs(workdir, functions, inputs)
+    output = workdir / "pylock.toml"
+    if preferences and upgrade is not True:
+        output.write_text(preferences, encoding="utf-8")
+    command = uv.compile_command(requirement_files, constraint_files, target, project.index, output, upgrade)
+    failure = uv.run_compile(command, workdir)
+    if failure:
+        return None, failure
+    return _parse_pylock(output.read_text(encoding="utf-8")), None
+
+
+def _parse_pylock(text: str) -> dict[NormalizedName, _Candidate]:
+    data = tomllib.loads(text)
+    out = {}
+    for package in data.get("packages", []):
+        name = canonicalize_name(package["name"])
+        wheels = []
+        for wheel in package.get("wheels", []):
+            url = wheel.get("url")
+            path = Path(wheel["path"]) if wheel.get("path") else None
+            filename = wheel.get("name") or urllib.parse.unquote((url or str(path)).rsplit("/", 1)[-1])
+            wheels.append(WheelRef(filename, wheel["hashes"]["sha256"], url, path, wheel.get("size")))
+        out[name] = _Candidate(name, str(package["version"]), tuple(wheels))
+    return out
+
+
+def _select_wheel(candidate: _Candidate, target: rules.Target, trusted: frozenset[str] | None,
+                  group: Group) -> WheelRef:
+    """The wheel whose best tag ranks highest for ``target`` (among trusted hashes, if any)."""
+    ranks = {tag: i for i, tag in enumerate(rules.wheel_tags(target))}
+    best: tuple[int, str, WheelRef] | None = None
+    for ref in candidate.wheels:
+        if trusted is not None and ref.sha256 not in trusted:
+            continue
+        try:
+            _, _, _, tags = parse_wheel_filename(ref.filename)
+        except InvalidWheelFilename:
+            continue
+        rank = min((ranks[str(t)] for t in tags if str(t) in ranks), default=None)
+        if rank is not None and (best is None or (rank, ref.filename) < best[:2]):
+            best = (rank, ref.filename, ref)
+    if best is None:
+        if trusted is not None:
+            raise _other_environment(group, candidate.name, candidate.version,
+                                     "has no hash for any wheel of it that fits")
+        raise ResolutionError(
+            f"no wheel of {candidate.name} {candidate.version} fits {target.describe()}",
+            where=_function_names(group),
+            hint=f"tags tried: {describe_tags(target)}; pin another version of {candidate.name}, "
+                 'or set package_type = "image"',
+        )
+    return best[2]
+
+
+def describe_tags(target: rules.Target) -> str:
+    """A short human summary of the wheel tags accepted for ``target``."""
+    platforms = rules.platform_tags(target)
+    return (f"{target.spec.abi}, abi3 or py3 wheels for {platforms[-1].rsplit('_', 1)[0]}"
+            f"...{platforms[0]} or any platform ({len(rules.wheel_tags(target))} tags)")
+
+
+def _function_names(group: Group) -> str:
+    names = [fn.name for fn in group.functions]
+    return ("function " if len(names) == 1 else "functions ") + ", ".join(names)
+
+
+def _other_environment(group: Group, package: str, version: str | None, why: str) -> ResolutionError:
+    locks = [fn for fn in group.functions if fn.requirements is not None]
+    where = ", ".join(str(fn.requirements) for fn in locks) or _function_names(group)
+    pinned = f"{package} {version}" if version else package
+    return ResolutionError(
+        f"the pip-compile lock was made for another environment: {group.target.describe()} needs {pinned}, "
+        f"and the lock {why}",
+        where=where,
+        hint="re-lock for the target: `uv pip compile requirements.in --generate-hashes --python-platform "
+             f"{rules.uv_platform(group.target)} --python-version {group.target.python_version} "
+             "--only-binary :all: -o requirements.txt`, or use loose requirements and let lbuild.lock hold the hashes",
+    )
+
+
+def _trusted_hashes(group: Group, inputs: Mapping[str, RequirementInput]) -> dict[str, frozenset[str]]:
+    trusted: dict[str, frozenset[str]] = {}
+    for fn in group.functions:
+        for name, digests in inputs[fn.name].hashes.items():
+            trusted[name] = trusted[name] & digests if name in trusted else digests
+    return trusted
+
+
+def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project: Project,
+                   previous: Resolution | None, upgrade: Upgrade, fingerprint: str, store: WheelStore,
+                   workdir: Path, log: Log) -> tuple[Resolution, tuple[FunctionLock, ...]]:
+    target = group.target
+    platform = rules.uv_platform(target)
+    names = tuple(fn.name for fn in group.functions)
+    if not any(inputs[fn.name].requirements for fn in group.functions):
+        resolution = Resolution(group.id, target, platform, names, fingerprint, ())
+        return resolution, _function_locks(group, inputs, {}, resolution)
+    log(f"resolving {len(group.functions)} function(s) for {target.describe()}")
+    candidates, failure = _compile(group.functions, inputs, project, target, workdir,
+                                   _preferences(previous, project.root), upgrade)
+    if failure is not None or candidates is None:
+        raise _diagnose(group, inputs, project, workdir, failure)
+    trusted = _trusted_hashes(group, inputs)
+    chosen = {name: _select_wheel(c, target, trusted.get(name), group) for name, c in candidates.items()}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        metadata = dict(zip(chosen, pool.map(store.metadata, chosen.values()), strict=True))
+    nodes = {
+        name: closure_mod.Node(name, candidates[name].version, metadata[name].requires_dist) for name in chosen
+    }
+    env = rules.marker_environment(target)
+    closures: dict[str, closure_mod.Closure] = {}
+    for fn in group.functions:
+        source = inputs[fn.name]
+        try:
+            closures[fn.name] = closure_mod.compute_closure(source.requirements, nodes, env)
+        except closure_mod.MissingPin as exc:
+            if source.is_lock:
+                raise _other_environment(group, exc.requirement, None, "does not list it") from None
+            raise ResolutionError(
+                f"the resolution has no pin satisfying {exc.requirement} (needed by {exc.parent})",
+                where=f"function {fn.name}",
+                hint="report this to lbuild's maintainers; as a work-around pin the package in requirements",
+            ) from None
+        if source.is_lock:
+            for name in closures[fn.name].names:
+                if name not in source.hashes:
+                    raise _other_environment(group, name, candidates[name].version, "does not list it")
+    used = sorted({n for c in closures.values() for n in c.names})
+    dependents: dict[str, set[str]] = {n: set() for n in used}
+    for c in closures.values():
+        for name, parents in c.required_by.items():
+            for parent in parents - {closure_mod.ROOT}:
+                dependents[parent].add(name)
+    packages = tuple(
+        LockedPackage(name, candidates[name].version, _locked_wheel(chosen[name], store, project.root),
+                      metadata[name].requires_python, tuple(sorted(dependents[name])))
+        for name in used
+    )
+    resolution = Resolution(group.id, target, platform, names, fingerprint, packages)
+    return resolution, _function_locks(group, inputs, closures, resolution)
+
+
+def _locked_wheel(ref: WheelRef, store: WheelStore, root: Path) -> LockedWheel:
+    size = ref.size if ref.size is not None else store.fetch(ref).stat().st_size
+    url = ref.url
+    if url and url.startswith("file:"):
+        local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        try:
+            return LockedWheel(ref.filename, ref.sha256, size, None, local.resolve().relative_to(root).as_posix())
+        except ValueError:
+            pass
+    return LockedWheel(ref.filename, ref.sha256, size, url, str(ref.path) if ref.path else None)
+
+
+def _function_locks(group: Group, inputs: Mapping[str, RequirementInput],
+                    closures: Mapping[str, closure_mod.Closure], resolution: Resolution) -> tuple[FunctionLock, ...]:
+    return tuple(
+        FunctionLock(fn.name, resolution.id, function_fingerprint(fn, inputs[fn.name]),
+                     inputs[fn.name].requirements,
+                     tuple(closures[fn.name].names) if fn.name in closures else (), fn.isolated)
+        for fn in group.functions
+    )
+
+
+# --- explaining failures ----------------------------------------------------------------------------
+
+
+def _diagnose(group: Group, inputs: Mapping[str, RequirementInput], project: Project, workdir: Path,
+              failure: uv.CompileFailure | None) -> ResolutionError:
+    """Turn a failed joint resolution into an error that names the function(s) and requirement(s)."""
+    assert failure is not None
+    functions = [fn for fn in group.functions if inputs[fn.name].requirements]
+    alone: dict[str, dict[NormalizedName, _Candidate]] = {}
+    if len(functions) > 1:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            runs = {fn.name: pool.submit(_compile, (fn,), inputs, project, group.target, workdir / fn.name,
+                                         None, False) for fn in functions}
+        for fn in functions:
+            result, own_failure = runs[fn.name].result()
+            if own_failure is not None:
+                return _single_failure(Group(group.id, group.target, (fn,), group.isolated), inputs, own_failure)
+            assert result is not None
+            alone[fn.name] = result
+        for a, b in itertools.combinations(functions, 2):
+            if not _disagree(alone[a.name], alone[b.name]):
+                continue
+            _, pair_failure = _compile((a, b), inputs, project, group.target, workdir / f"{a.name}+{b.name}",
+                                       None, False)
+            if pair_failure is not None:
+                return _conflict(group.target, (a, b), inputs, pair_failure)
+        return _conflict(group.target, tuple(functions), inputs, failure)
+    return _single_failure(group, inputs, failure)
+
+
+def _disagree(a: Mapping[NormalizedName, _Candidate], b: Mapping[NormalizedName, _Candidate]) -> bool:
+    return any(name in b and b[name].version != c.version for name, c in a.items())
+
+
+def _single_failure(group: Group, inputs: Mapping[str, RequirementInput], failure: uv.CompileFailure
+                    ) -> ResolutionError:
+    fn = group.functions[0]
+    where = f"function {fn.name}" + (f", {fn.requirements}" if fn.requirements else "")
+    target = group.target
+    if failure.kind == "no-wheel":
+        available = f" ({failure.hint})" if failure.hint else ""
+        return ResolutionError(
+            f"no wheel of {failure.package} {failure.version} fits {target.describe()}{available}",
+            where=where,
+            hint=f"tags tried: {describe_tags(target)}. Pin another version of {failure.package} that has such a "
+                 f"wheel (e.g. {failure.package}!={failure.version}), or set package_type = \"image\"",
+        )
+    if failure.kind == "not-found":
+        return ResolutionError(f"package {failure.package} was not found on the index", where=where,
+                               hint="check the name, and index_url / extra_index_urls / find_links in lbuild.toml")
+    if failure.kind == "network":
+        return ResolutionError(f"cannot reach the package index: {failure.cause.splitlines()[0]}", where=where,
+                               hint="check the network, index_url and credentials; PIP_INDEX_URL/UV_INDEX_URL apply "
+                                    "when lbuild.toml sets no index_url")
+    if inputs[fn.name].is_lock and "hash" in failure.cause.lower():
+        return _other_environment(group, failure.package or "a package", failure.version, "has no hash for it")
+    return ResolutionError(f"cannot resolve the requirements for {target.describe()}: {failure.cause}",
+                           where=where, hint=failure.hint or "relax or fix the conflicting requirements")
+
+
+def _conflict(target: rules.Target, functions: Sequence[Function], inputs: Mapping[str, RequirementInput],
+              failure: uv.CompileFailure) -> ResolutionError:
+    mentioned = {canonicalize_name(w) for w in _words(failure.cause)}
+    parts = []
+    for fn in functions:
+        source = inputs[fn.name]
+        lines = [r for r in source.requirements if canonicalize_name(_req_name(r)) in mentioned] or \
+            list(source.requirements)
+        shown = "; ".join(f"{r} ({source.origins.get(r, fn.name)})" for r in lines)
+        parts.append(f"'{fn.name}' requires {shown}")
+    names = " and ".join(f"'{fn.name}'" for fn in functions)
+    return ResolutionError(
+        f"functions {names} need conflicting versions for {target.describe()}: " + "; ".join(parts)
+        + f". uv: {failure.cause}",
+        where="functions " + ", ".join(fn.name for fn in functions),
+        hint="make the requirements agree, or set isolated = true on one function to resolve it on its own "
+             "(it then takes no shared layers)",
+    )
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", text))
+
+
+def _req_name(requirement: str) -> str:
+    return Requirement(requirement).name

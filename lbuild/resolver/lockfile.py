@@ -1,0 +1,231 @@
+"""lbuild.lock: the resolved wheels of every target and each function's closure, as deterministic TOML.
+
+Each ``[[resolutions]]`` entry lists its packages in the PEP 751 ``[[packages]]`` layout (name,
+version, requires-python, dependencies, wheels with url or path, size and sha256), so other tools can
+read them; ``[functions.NAME]`` says which resolution a function uses and which packages it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lbuild.errors import ConfigError
+from lbuild.rules import Target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LOCK_VERSION = 1
+HEADER = "# lbuild.lock: written by `lbuild lock`; do not edit by hand.\n"
+
+
+@dataclass(frozen=True)
+class LockedWheel:
+    """One wheel file: where to get it and how to verify it."""
+
+    filename: str
+    sha256: str
+    size: int
+    url: str | None = None
+    path: str | None = None  # relative to the project root (find_links inside the project)
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """A pinned distribution and the one wheel chosen for the target."""
+
+    name: str
+    version: str
+    wheel: LockedWheel
+    requires_python: str | None = None
+    dependencies: tuple[str, ...] = ()
+
+    @property
+    def pin(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A joint resolution of the functions sharing a target (or of one isolated function)."""
+
+    id: str
+    target: Target
+    platform: str
+    functions: tuple[str, ...]
+    inputs: str
+    packages: tuple[LockedPackage, ...]
+
+    def package(self, name: str) -> LockedPackage:
+        for package in self.packages:
+            if package.name == name:
+                return package
+        raise KeyError(name)
+
+    @property
+    def by_name(self) -> Mapping[str, LockedPackage]:
+        return {p.name: p for p in self.packages}
+
+
+@dataclass(frozen=True)
+class FunctionLock:
+    """What one function needs: its requirements and the closure of package names."""
+
+    name: str
+    resolution: str
+    inputs: str
+    requirements: tuple[str, ...]
+    closure: tuple[str, ...]
+    isolated: bool = False
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The whole lbuild.lock."""
+
+    inputs: str
+    resolutions: tuple[Resolution, ...]
+    functions: tuple[FunctionLock, ...]
+    version: int = LOCK_VERSION
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolution(self, id: str) -> Resolution:
+        for resolution in self.resolutions:
+            if resolution.id == id:
+                return resolution
+        raise KeyError(id)
+
+    def function(self, name: str) -> FunctionLock:
+        for fn in self.functions:
+            if fn.name == name:
+                return fn
+        raise KeyError(name)
+
+    def closure_packages(self, name: str) -> tuple[LockedPackage, ...]:
+        """The locked packages one function needs, sorted by name."""
+        fn = self.function(name)
+        packages = self.resolution(fn.resolution).by_name
+        return tuple(packages[n] for n in fn.closure)
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def _s(value: str) -> str:
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _strings(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_s(v) for v in values) + "]"
+
+
+def _multiline(values: Iterable[str]) -> str:
+    items = list(values)
+    if not items:
+        return "[]"
+    return "[\n" + "".join(f"    {_s(v)},\n" for v in items) + "]"
+
+
+def dumps(lock: Lock) -> str:
+    """Serialize ``lock`` to TOML: stable order, one value per line where diffs matter."""
+    out = [HEADER, f"version = {lock.version}\n", f"inputs = {_s(lock.inputs)}\n"]
+    for res in sorted(lock.resolutions, key=lambda r: r.id):
+        out.append("\n[[resolutions]]\n")
+        out.append(f"id = {_s(res.id)}\n")
+        out.append(f"runtime = {_s(res.target.runtime)}\n")
+        out.append(f"architecture = {_s(res.target.architecture)}\n")
+        out.append(f"python-version = {_s(res.target.python_version)}\n")
+        out.append(f"platform = {_s(res.platform)}\n")
+        out.append(f"functions = {_strings(res.functions)}\n")
+        out.append(f"inputs = {_s(res.inputs)}\n")
+        for pkg in sorted(res.packages, key=lambda p: p.name):
+            out.append("\n[[resolutions.packages]]\n")
+            out.append(f"name = {_s(pkg.name)}\n")
+            out.append(f"version = {_s(pkg.version)}\n")
+            if pkg.requires_python:
+                out.append(f"requires-python = {_s(pkg.requires_python)}\n")
+            deps = ", ".join("{ name = " + _s(d) + " }" for d in pkg.dependencies)
+            out.append(f"dependencies = [{deps}]\n")
+            w = pkg.wheel
+            location = f"url = {_s(w.url)}" if w.url else f"path = {_s(w.path or '')}"
+            out.append(
+                f"wheels = [{{ name = {_s(w.filename)}, {location}, size = {w.size}, "
+                f"hashes = {{ sha256 = {_s(w.sha256)} }} }}]\n"
+            )
+    for fn in sorted(lock.functions, key=lambda f: f.name):
+        key = fn.name if re.fullmatch(r"[A-Za-z0-9_-]+", fn.name) else _s(fn.name)
+        out.append(f"\n[functions.{key}]\n")
+        out.append(f"resolution = {_s(fn.resolution)}\n")
+        out.append(f"inputs = {_s(fn.inputs)}\n")
+        if fn.isolated:
+            out.append("isolated = true\n")
+        out.append(f"requirements = {_multiline(fn.requirements)}\n")
+        out.append(f"closure = {_multiline(fn.closure)}\n")
+    return "".join(out)
+
+
+def write(lock: Lock, path: Path) -> bool:
+    """Write ``lock`` atomically; return False (and touch nothing) when the file already holds it."""
+    text = dumps(lock)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lbuild.lock.")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return True
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def read(path: Path) -> Lock | None:
+    """Read lbuild.lock; None when it does not exist. A damaged file is a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return loads(text, str(path))
+
+
+def loads(text: str, where: str = "lbuild.lock") -> Lock:
+    try:
+        data = tomllib.loads(text)
+        if data.get("version") != LOCK_VERSION:
+            raise ConfigError(f"{where} has lock version {data.get('version')!r}; this lbuild reads {LOCK_VERSION}",
+                              where, "run `lbuild lock` to rewrite it")
+        resolutions = tuple(_resolution(r) for r in data.get("resolutions", []))
+        functions = tuple(
+            FunctionLock(name, f["resolution"], f["inputs"], tuple(f["requirements"]), tuple(f["closure"]),
+                         bool(f.get("isolated", False)))
+            for name, f in data.get("functions", {}).items()
+        )
+        return Lock(data["inputs"], resolutions, functions)
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, IndexError) as exc:
+        raise ConfigError(f"{where} is damaged ({exc})", where,
+                          "delete it and run `lbuild lock` (or restore it from version control)") from None
+
+
+def _resolution(r: Mapping[str, Any]) -> Resolution:
+    packages = []
+    for p in r.get("packages", []):
+        w = p["wheels"][0]
+        wheel = LockedWheel(w["name"], w["hashes"]["sha256"], int(w["size"]), w.get("url"), w.get("path"))
+        packages.append(LockedPackage(p["name"], p["version"], wheel, p.get("requires-python"),
+                                      tuple(d["name"] for d in p.get("dependencies", []))))
+    return Resolution(r["id"], Target(r["runtime"], r["architecture"]), r["platform"], tuple(r["functions"]),
+                      r["inputs"], tuple(packages))

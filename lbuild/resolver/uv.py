@@ -1,0 +1,120 @@
+"""The one module that runs uv: ``uv pip compile`` for a Lambda target, output as PEP 751 pylock.toml.
+
+uv is the resolution engine because it evaluates environment markers and Requires-Python for the
+*target* (``--python-platform``/``--python-version``), which pip and pip-compile do not
+(``shared/research/resolution.md``). It never downloads a Python (``UV_PYTHON_DOWNLOADS=never``) and
+never reads uv configuration files (``--no-config``): lbuild.toml is the only source of settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lbuild import rules
+from lbuild.config import IndexSettings
+from lbuild.errors import ResolutionError
+
+# uv settings that would override what lbuild passes explicitly.
+_SCRUBBED_ENV = ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_DEFAULT_INDEX", "UV_FIND_LINKS",
+                 "UV_NO_INDEX", "UV_CONSTRAINT", "UV_OVERRIDE", "UV_BUILD_CONSTRAINT", "UV_PYTHON",
+                 "UV_NO_BINARY", "UV_ONLY_BINARY", "UV_PRERELEASE", "UV_RESOLUTION", "UV_EXCLUDE_NEWER",
+                 "UV_CONFIG_FILE", "UV_OFFLINE")
+
+
+@dataclass(frozen=True)
+class CompileFailure:
+    """What uv said when resolution failed, in parts lbuild can report."""
+
+    kind: str  # "no-wheel" | "not-found" | "conflict" | "network" | "other"
+    package: str | None
+    version: str | None
+    cause: str
+    hint: str | None
+
+
+def uv_binary() -> str:
+    """Path of the uv executable shipped by the ``uv`` wheel (or on PATH)."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        from shutil import which
+
+        found = which("uv")
+        if not found:
+            raise ResolutionError("uv is not installed", hint="pip install uv (lbuild depends on it)") from None
+        return found
+
+
+def compile_command(requirement_files: Sequence[Path], constraint_files: Sequence[Path], target: rules.Target,
+                    index: IndexSettings, output: Path, upgrade: bool | Sequence[str] = False) -> list[str]:
+    """The ``uv pip compile`` command line for ``target`` (pure)."""
+    cmd = [uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
+           "--python", sys.executable, "--python-version", target.python_version,
+           "--python-platform", rules.uv_platform(target), "--only-binary", ":all:",
+           "--format", "pylock.toml", "--output-file", str(output)]
+    if index.no_index:
+        cmd.append("--no-index")
+    else:
+        cmd += ["--index-url", index.index_url]
+        for url in index.extra_index_urls:
+            cmd += ["--extra-index-url", url]
+    for link in index.find_links:
+        cmd += ["--find-links", link]
+    for path in constraint_files:
+        cmd += ["--constraint", str(path)]
+    if upgrade is True:
+        cmd.append("--upgrade")
+    elif upgrade:
+        for name in upgrade:
+            cmd += ["--upgrade-package", name]
+    cmd += [str(p) for p in requirement_files]
+    return cmd
+
+
+def run_compile(command: list[str], cwd: Path) -> CompileFailure | None:
+    """Run a compile command; None on success, else what went wrong."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.setdefault("UV_NO_PROGRESS", "1")
+    try:
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise ResolutionError(f"cannot run uv: {exc}", hint="reinstall lbuild (it depends on the uv wheel)") from None
+    if done.returncode == 0:
+        return None
+    return parse_failure(done.stderr)
+
+
+_NO_WHEEL = re.compile(r"Because (\S+?)==(\S+) has no (?:usable wheels|wheels with a matching [^(,]+)")
+_NOT_FOUND = re.compile(r"Because (\S+) was not found in the (?:package registry|provided package locations)")
+_HINT = re.compile(r"^hint: (.*)$", re.M | re.S)
+
+
+def parse_failure(stderr: str) -> CompileFailure:
+    """Classify uv's error output (pure)."""
+    text = stderr.strip()
+    cause = "\n".join(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("error:", "hint:"))
+    )
+    cause = re.sub(r"^cause: ", "", cause, flags=re.M)
+    hint_match = _HINT.search(text)
+    hint = hint_match.group(1).strip() if hint_match else None
+    no_wheel = _NO_WHEEL.search(text)
+    if no_wheel:
+        return CompileFailure("no-wheel", no_wheel.group(1), no_wheel.group(2), cause, hint)
+    not_found = _NOT_FOUND.search(text)
+    if not_found:
+        return CompileFailure("not-found", not_found.group(1), None, cause, hint)
+    if "No solution found" in text:
+        return CompileFailure("conflict", None, None, cause, hint)
+    if re.search(r"Failed to fetch|error sending request|tcp connect|dns error|timed out", text):
+        return CompileFailure("network", None, None, cause or text, hint)
+    return CompileFailure("other", None, None, cause or text, hint)
