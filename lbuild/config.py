@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -178,11 +178,15 @@ class _Locator:
             header = self._HEADER.match(line)
             if header:
                 table = _split_key(header.group(1))
-                self.lines.setdefault(table, number)
+                self._add(table, 1, number)  # [a.b] also defines a
                 continue
             key = self._KEY.match(line)
             if key:
-                self.lines.setdefault(table + _split_key(key.group(1)), number)
+                self._add(table + _split_key(key.group(1)), len(table) + 1, number)
+
+    def _add(self, path: tuple[str, ...], shortest: int, number: int) -> None:
+        for end in range(max(shortest, 1), len(path) + 1):
+            self.lines.setdefault(path[:end], number)
 
     def line(self, path: tuple[str, ...]) -> int | None:
         while path:
@@ -226,7 +230,7 @@ class _Reader:
         if name not in table:
             if required:
                 raise self.error(f"missing required key '{name}'", key,
-                                 f"add `{name} = ...` to [{'.'.join(key)}]" if key else None)
+                                 f"add `{name} = ...` to [{'.'.join(key)}]" if key else f"add a [{name}] table")
             return default
         value = table[name]
         if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
@@ -462,10 +466,11 @@ def _ranged(r: _Reader, name: str, table: Mapping[str, Any], project: Mapping[st
 
 def _check_handler(r: _Reader, handler: str, source: Path, source_text: str, fkey: tuple[str, ...]) -> None:
     key = (*fkey, "handler")
-    if not rules.HANDLER.match(handler) or "." not in handler.rsplit("/", 1)[-1]:
+    module, _, attribute = handler.rpartition(".")
+    if not rules.HANDLER.match(handler) or "." not in handler.rsplit("/", 1)[-1] or not module \
+            or not attribute.isidentifier():
         raise r.error(f"handler '{handler}' is not of the form module.function", key,
                       'write it as "app.handler" for def handler(...) in app.py')
-    module, _, attribute = handler.rpartition(".")
     relative = module.replace(".", "/")
     candidates = [source / f"{relative}.py", source / relative / "__init__.py"]
     module_file = next((c for c in candidates if c.is_file()), None)
@@ -478,17 +483,21 @@ def _check_handler(r: _Reader, handler: str, source: Path, source_text: str, fke
 
 
 def _defines(module_file: Path, name: str) -> bool:
-    """Whether ``module_file`` binds ``name`` at top level (def, class, assignment or import)."""
+    """Whether ``module_file`` binds ``name`` at module level (def, class, assignment or import).
+
+    Statements inside module-level if/try/with/for/while blocks count: they run at import time.
+    """
     try:
         tree = ast.parse(module_file.read_bytes(), filename=str(module_file))
     except (SyntaxError, ValueError):
         return True  # a syntax error is the user's to see when the module runs; don't guess here
-    for node in tree.body:
+    for node in _module_level(tree.body):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
             return True
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            if any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id == name
+                   for t in targets for n in ast.walk(t)):
                 return True
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
@@ -496,6 +505,24 @@ def _defines(module_file: Path, name: str) -> bool:
             if any(a.name == "*" for a in node.names):
                 return True
     return False
+
+
+_BLOCKS: tuple[type[ast.stmt], ...] = tuple(
+    getattr(ast, kind) for kind in ("If", "For", "AsyncFor", "While", "With", "AsyncWith", "Try", "TryStar")
+    if hasattr(ast, kind)
+)
+
+
+def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """``body`` and, recursively, the statements of its if/try/with/for/while blocks (not of def/class)."""
+    for node in body:
+        yield node
+        if isinstance(node, _BLOCKS):
+            inner: list[ast.stmt] = [*getattr(node, "body", []), *getattr(node, "orelse", []),
+                                     *getattr(node, "finalbody", [])]
+            for handler in getattr(node, "handlers", []):
+                inner += handler.body
+            yield from _module_level(inner)
 
 
 def _requirements_path(r: _Reader, table: Mapping[str, Any], source: Path, root: Path,

@@ -715,7 +715,7 @@ def test_function_keys_override_project_keys(root: Path) -> None:
 memory = 256
 timeout = 10
 role = "arn:aws:iam::123456789012:role/p"
-environment = { A = "project", B = "project" }
+environment = { ALPHA = "project", BETA = "project" }
 tags = { team = "a", cost = "x" }
 exclude = ["*.md"]
 layers = ["arn:aws:lambda:eu-west-1:123456789012:layer:p:1"]
@@ -729,7 +729,7 @@ runtime = "python3.13"
 architecture = "x86_64"
 memory = 1024
 role = "arn:aws:iam::123456789012:role/f"
-environment = { B = "function", C = "function" }
+environment = { BETA = "function", GAMMA = "function" }
 tags = { cost = "y" }
 exclude = ["docs/**"]
 layers = []
@@ -744,7 +744,7 @@ handler = "app.handler"
     assert (hello.runtime, hello.architecture, hello.memory, hello.timeout) == ("python3.13", "x86_64", 1024, 10)
     assert hello.target == rules.Target("python3.13", "x86_64")
     assert hello.role == "arn:aws:iam::123456789012:role/f"
-    assert hello.environment == {"A": "project", "B": "function", "C": "function"}
+    assert hello.environment == {"ALPHA": "project", "BETA": "function", "GAMMA": "function"}
     assert hello.tags == {"team": "a", "cost": "y"}
     assert hello.exclude == (*DEFAULT_EXCLUDE, "*.md", "docs/**")
     assert hello.layers == ()
@@ -753,7 +753,7 @@ handler = "app.handler"
 
     assert (other.runtime, other.architecture, other.memory, other.timeout) == ("python3.12", "arm64", 256, 10)
     assert other.role == "arn:aws:iam::123456789012:role/p"
-    assert other.environment == {"A": "project", "B": "project"}
+    assert other.environment == {"ALPHA": "project", "BETA": "project"}
     assert other.tags == {"team": "a", "cost": "x"}
     assert other.exclude == (*DEFAULT_EXCLUDE, "*.md")
     assert other.layers == ("arn:aws:lambda:eu-west-1:123456789012:layer:p:1",)
