@@ -185,7 +185,7 @@ class _Locator:
                 self._add(table + _split_key(key.group(1)), len(table) + 1, number)
 
     def _add(self, path: tuple[str, ...], shortest: int, number: int) -> None:
-        for end in range(max(shortest, 1), len(path) + 1):
+        for end in range(shortest, len(path) + 1):
             self.lines.setdefault(path[:end], number)
 
     def line(self, path: tuple[str, ...]) -> int | None:
@@ -341,7 +341,8 @@ def _parse_index(r: _Reader, project: Mapping[str, Any], root: Path, environ: Ma
     pkey = ("project",)
     index_url = r.get(project, "index_url", str, pkey)
     if index_url is None:
-        index_url = environ.get("UV_INDEX_URL") or environ.get("PIP_INDEX_URL") or PYPI_SIMPLE
+        index_url = (environ.get("UV_DEFAULT_INDEX") or environ.get("UV_INDEX_URL") or environ.get("PIP_INDEX_URL")
+                     or PYPI_SIMPLE)
     find_links = tuple(
         link if re.match(r"^[a-z][a-z0-9+.-]*://", link) else str((root / link).resolve())
         for link in r.strings(project, "find_links", pkey) or ()

@@ -54,7 +54,7 @@ def build_wheel(spec: WheelSpec, directory: Path) -> Path:
     """Write the wheel described by ``spec`` into ``directory`` and return its path."""
     directory.mkdir(parents=True, exist_ok=True)
     info = f"{spec.dist}-{spec.version}.dist-info"
-    metadata = [f"Metadata-Version: 2.1", f"Name: {spec.name}", f"Version: {spec.version}"]
+    metadata = ["Metadata-Version: 2.1", f"Name: {spec.name}", f"Version: {spec.version}"]
     if spec.requires_python:
         metadata.append(f"Requires-Python: {spec.requires_python}")
     metadata += [f"Provides-Extra: {extra}" for extra in spec.extras]

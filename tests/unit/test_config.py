@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +23,11 @@ from lbuild.config import (
     select,
 )
 from lbuild.errors import ConfigError, LbuildError, LimitError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 HANDLER = "def handler(event, context):\n    return {'statusCode': 200}\n"
