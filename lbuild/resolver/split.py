@@ -115,8 +115,10 @@ def plan_layers(project: str, functions: Sequence[SplitFunction],
                      {f: dict(sorted(r.items())) for f, r in sorted(reasons.items())})
 
 
-def _plan_resolution(project: str, resolution: str, fns: list[SplitFunction], packages: Mapping[str, PackageInfo],
-                     min_functions: int, reasons: dict[str, dict[str, str]]) -> tuple[list[LayerSpec], list[BundleSpec]]:
+def _plan_resolution(
+    project: str, resolution: str, fns: list[SplitFunction], packages: Mapping[str, PackageInfo],
+    min_functions: int, reasons: dict[str, dict[str, str]],
+) -> tuple[list[LayerSpec], list[BundleSpec]]:
     eligible = [f for f in fns if f.shares]
     limit = {f.name: rules.MAX_LAYERS - f.external_layers for f in eligible}
     users: dict[str, set[str]] = {}
