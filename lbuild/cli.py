@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +207,56 @@ def lock(
              f"{count} pinned packages in {seconds:.2f}s")
 
     emit(document, human)
+
+
+@app.command()
+def package(
+    functions: Annotated[list[str] | None, typer.Argument(help="Only these functions.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: dist/).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Say why each package went where.")] = False,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Lock if needed, split into shared layers and bundles, build reproducible zips, check limits."""
+    _merge(config, json_, quiet, debug)
+    from lbuild.builders.package import package as build_package
+
+    project = _project()
+    started = time.perf_counter()
+    with progress("packaging") as log:
+        result = build_package(project, functions or [], (out or project.root / "dist").resolve(), log=log)
+    seconds = time.perf_counter() - started
+
+    def human() -> None:
+        _size_table(result.manifest)
+        if explain:
+            for fn in result.manifest["functions"]:
+                info(f"{fn['name']}:")
+                for package_name, why in fn["placement"].items():
+                    info(f"  {package_name}: {why}")
+        fresh = sum(1 for b in result.built if not b.cached)
+        info(f"wrote {result.out}: {len(result.manifest['layers'])} layers, {len(result.manifest['functions'])} "
+             f"functions ({fresh} built, {len(result.built) - fresh} from cache) in {seconds:.2f}s")
+
+    emit(dict(result.manifest), human)
+
+
+def _size_table(manifest: Mapping[str, Any]) -> None:
+    """Each function's figures against Lambda's limits, on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sizes against Lambda limits", title_justify="left")
+    for column in ("function", "layers", "zip", "unzipped with layers", "% of 250 MB", "env bytes"):
+        table.add_column(column, justify="left" if column == "function" else "right")
+    for fn in manifest["functions"]:
+        limits = {u["limit"]: u for u in fn["limits"]["limits"]}
+        unzipped = limits["unzipped size with layers"]
+        table.add_row(fn["name"], f"{limits['layers']['value']}/5", f"{fn['zip_bytes']:,}",
+                      f"{unzipped['value']:,}", f"{unzipped['percent']}%", f"{limits['environment']['value']:,}")
+    Console(stderr=True).print(table)
 
 
 def main() -> None:

@@ -599,7 +599,7 @@ def _edge(r: _Reader, table: Mapping[str, Any], fkey: tuple[str, ...]) -> EdgeSp
     return EdgeSpec(distribution, event_type, r.get(edge, "path_pattern", str, ekey), include_body)
 
 
-def select(project: Project, names: tuple[str, ...] | list[str]) -> tuple[Function, ...]:
+def select(project: Project, names: Sequence[str]) -> tuple[Function, ...]:
     """The functions named (all when none are), in config order; unknown names are an error."""
     if not names:
         return project.functions

@@ -28,6 +28,7 @@ else:  # pragma: no cover
 _IGNORED_OPTIONS = {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index",
                     "--trusted-host", "--pre", "--only-binary", "--no-binary", "--prefer-binary",
                     "--use-feature"}
+_HASH_OPTION = re.compile(r"(?:^|\s)--hash(?:=|\s+)(\S+)")
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,10 @@ def _read_requirements_file(
     lines: list[_Line] = []
     constraints: list[str] = []
     for line in _logical_lines(path, root):
-        words = shlex.split(line.text, comments=False)
+        words = line.text.split()
         option, _, value = words[0].partition("=")
         if option in ("-r", "--requirement", "-c", "--constraint"):
+            words = shlex.split(line.text, comments=False)  # the file name may be quoted
             target = value or (words[1] if len(words) > 1 else "")
             if not target:
                 raise ConfigError(f"{option} needs a file name", line.where, f"write `{option} other.txt`")
@@ -158,7 +160,8 @@ def _read_requirements_file(
 
 
 def _requirement(line: _Line) -> Requirement:
-    text = " ".join(w for w in shlex.split(line.text, comments=False) if not w.startswith("--hash"))
+    # Not shlex: it would drop the quotes of marker strings (python_version < "3.12").
+    text = _HASH_OPTION.sub("", line.text).strip()
     try:
         return Requirement(text)
     except InvalidRequirement as exc:
@@ -170,11 +173,10 @@ def _requirement(line: _Line) -> Requirement:
 
 def _hashes(line: _Line) -> set[str]:
     found = set()
-    for word in shlex.split(line.text, comments=False):
-        if word.startswith("--hash"):
-            algorithm, _, digest = word.partition("=")[2].partition(":")
-            if algorithm == "sha256":
-                found.add(digest.lower())
+    for value in _HASH_OPTION.findall(line.text):
+        algorithm, _, digest = value.partition(":")
+        if algorithm == "sha256":
+            found.add(digest.lower())
     return found
 
 

@@ -174,10 +174,10 @@ def _plan_resolution(
         bundle_packages = []
         attached: set[str] = set()
         for name in fn.closure:
-            spec = layer_of.get(name)
-            if spec is not None and fn.name in spec.functions:
-                attached.add(spec.name)
-                reasons[fn.name][name] = f"shared layer {spec.name} (used by {len(spec.functions)} functions)"
+            shared = layer_of.get(name)
+            if shared is not None and fn.name in shared.functions:
+                attached.add(shared.name)
+                reasons[fn.name][name] = f"shared layer {shared.name} (used by {len(shared.functions)} functions)"
                 continue
             bundle_packages.append(name)
             if not fn.shares:

@@ -1,0 +1,95 @@
+"""Pure: each function's sizes against Lambda's limits, and the check that runs before anything is written."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from lbuild import rules
+from lbuild.builders.build import Built
+from lbuild.config import Function, Project
+from lbuild.errors import LimitError
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One figure against its limit."""
+
+    limit: str
+    value: int
+    maximum: int
+    unit: str
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.value / self.maximum, 1) if self.maximum else 0.0
+
+    @property
+    def broken(self) -> bool:
+        return self.value > self.maximum
+
+
+@dataclass(frozen=True)
+class FunctionSizes:
+    function: str
+    usages: tuple[Usage, ...]
+    contributors: tuple[tuple[str, int], ...]  # biggest unzipped contributors (bundle and layers)
+    warnings: tuple[str, ...]
+
+
+def function_sizes(project: Project, fn: Function, bundle: Built, layers: Sequence[Built],
+                   today: dt.date) -> FunctionSizes:
+    unzipped = bundle.unzipped_bytes + sum(layer.unzipped_bytes for layer in layers)
+    usages = [
+        Usage("unzipped size with layers", unzipped, rules.UNZIPPED_BYTES, "bytes"),
+        Usage("layers", len(layers) + len(fn.layers), rules.MAX_LAYERS, "layers"),
+        Usage("environment", rules.environment_bytes(fn.environment), rules.ENVIRONMENT_BYTES, "bytes"),
+    ]
+    if project.artifact_bucket is None:
+        usages.append(Usage("zip size for direct upload", bundle.zip_bytes, rules.DIRECT_UPLOAD_ZIP_BYTES, "bytes"))
+        usages += [Usage(f"zip size of layer {layer.name} for direct upload", layer.zip_bytes,
+                         rules.DIRECT_UPLOAD_ZIP_BYTES, "bytes") for layer in layers]
+    merged: dict[str, int] = {}
+    for artifact in (bundle, *layers):
+        for name, size in artifact.contributions:
+            merged[name] = merged.get(name, 0) + size
+    contributors = tuple(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+    status = rules.runtime_status(rules.RUNTIMES[fn.runtime], today)
+    return FunctionSizes(fn.name, tuple(usages), contributors, (status,) if status else ())
+
+
+_HINTS = {
+    "unzipped size with layers": "drop or replace the biggest dependencies, move them to another function, or "
+                                 'use package_type = "image" (10 GB)',
+    "layers": "attach fewer external layers",
+    "environment": "move large values to SSM Parameter Store or Secrets Manager and read them at start",
+}
+
+
+def check(sizes: Sequence[FunctionSizes]) -> None:
+    """Raise LimitError for the first broken limit (naming the others' count)."""
+    broken = [(s, u) for s in sizes for u in s.usages if u.broken]
+    if not broken:
+        return
+    fs, usage = broken[0]
+    biggest = ", ".join(f"{name} {size:,}" for name, size in fs.contributors)
+    more = f"; {len(broken) - 1} more limit(s) broken" if len(broken) > 1 else ""
+    what = f"{usage.limit} is {usage.value:,} {usage.unit}, over Lambda's {usage.maximum:,}{more}"
+    if usage.limit.startswith("unzipped"):
+        what += f". Biggest contributors (unzipped bytes): {biggest}"
+    hint = _HINTS.get(usage.limit) or "set artifact_bucket in [project] so large zips go through S3"
+    raise LimitError(what, where=f"function {fs.function}", hint=hint)
+
+
+def report(sizes: Sequence[FunctionSizes]) -> Mapping[str, object]:
+    """The size report as data (for the manifest and --json)."""
+    return {
+        s.function: {
+            "limits": [{"limit": u.limit, "value": u.value, "maximum": u.maximum, "percent": u.percent}
+                       for u in s.usages],
+            "biggest": [{"name": n, "unzipped_bytes": b} for n, b in s.contributors],
+            "warnings": list(s.warnings),
+        }
+        for s in sizes
+    }
