@@ -252,7 +252,7 @@ def _select_wheel(candidate: _Candidate, target: rules.Target, trusted: frozense
 def describe_tags(target: rules.Target) -> str:
     """A short human summary of the wheel tags accepted for ``target``."""
     platforms = rules.platform_tags(target)
-    return (f"{target.spec.abi}, abi3 or py3 wheels for {platforms[-1].rsplit('_', 1)[0]}"
+    return (f"{target.spec.abi}, abi3 or py3 wheels for {platforms[-1].removesuffix('_' + target.machine)}"
             f"...{platforms[0]} or any platform ({len(rules.wheel_tags(target))} tags)")
 
 
@@ -400,6 +400,13 @@ def _single_failure(group: Group, inputs: Mapping[str, RequirementInput], failur
     target = group.target
     if failure.kind == "no-wheel":
         available = f" ({failure.hint})" if failure.hint else ""
+        if failure.version is None:  # uv: "all versions of X have no wheels ..."
+            return ResolutionError(
+                f"no version of {failure.package} has a wheel that fits {target.describe()}{available}",
+                where=where,
+                hint=f"tags tried: {describe_tags(target)}. Use a package or version with such a wheel, "
+                     'or set package_type = "image"',
+            )
         return ResolutionError(
             f"no wheel of {failure.package} {failure.version} fits {target.describe()}{available}",
             where=where,

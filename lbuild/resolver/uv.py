@@ -94,6 +94,7 @@ def run_compile(command: list[str], cwd: Path) -> CompileFailure | None:
 
 
 _NO_WHEEL = re.compile(r"Because (\S+?)==(\S+) has no (?:usable wheels|wheels with a matching [^(,]+)")
+_NO_WHEEL_ANY = re.compile(r"Because all versions of (\S+) have no (?:usable wheels|wheels with a matching [^(,]+)")
 _NOT_FOUND = re.compile(r"Because (\S+) was not found in the (?:package registry|provided package locations)")
 _HINT = re.compile(r"^hint: (.*)$", re.M | re.S)
 
@@ -110,6 +111,9 @@ def parse_failure(stderr: str) -> CompileFailure:
     no_wheel = _NO_WHEEL.search(text)
     if no_wheel:
         return CompileFailure("no-wheel", no_wheel.group(1), no_wheel.group(2), cause, hint)
+    no_wheel_any = _NO_WHEEL_ANY.search(text)
+    if no_wheel_any:  # no version at all has a fitting wheel
+        return CompileFailure("no-wheel", no_wheel_any.group(1), None, cause, hint)
     not_found = _NOT_FOUND.search(text)
     if not_found:
         return CompileFailure("not-found", not_found.group(1), None, cause, hint)
