@@ -132,7 +132,7 @@ class Builder:
                 path = wheel_member_path(member)
                 return None if path is None else prefix + path
 
-            package_entries = zipper.entries_from_zip(wheel, rename)
+            package_entries = zipper.entries_from_zip(wheel, rename, origin=package.pin)
             entries += package_entries
             contributions[package.pin] = self._audit(wheel, package, target, problems)
         if problems:

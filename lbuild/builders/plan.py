@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lbuild import __version__
+from lbuild.builders.zipper import COMPRESSOR
 from lbuild.config import Function, Project
 from lbuild.resolver.lockfile import Lock, LockedPackage
 from lbuild.resolver.split import LayerPlan, PackageInfo, SplitFunction
@@ -29,7 +30,7 @@ class ArtifactSpec:
 
     def key(self, source_digest: str, epoch: int | None) -> str:
         """The build-cache key: every input that changes the zip's bytes."""
-        h = hashlib.sha256(f"lbuild-artifact/{LAYOUT_VERSION}/{__version__}\0{self.kind}\0{self.prefix}"
+        h = hashlib.sha256(f"lbuild-artifact/{LAYOUT_VERSION}/{__version__}/{COMPRESSOR}\0{self.kind}\0{self.prefix}"
                            f"\0{epoch}\0{source_digest}".encode())
         for package in sorted(self.packages, key=lambda p: p.name):
             h.update(f"\0{package.pin}\0{package.wheel.sha256}".encode())

@@ -106,7 +106,7 @@ class WheelStore:
                     f"hash mismatch for {ref.filename}: expected sha256 {ref.sha256}, got {digest}",
                     where=ref.source,
                     hint="the file changed on the index or in transit; nothing was unpacked. If the new file is "
-                         "trusted, run `lbuild lock --upgrade-package` for it",
+                         f"trusted, run `lbuild lock --upgrade {ref.filename.split('-', 1)[0]}`",
                 )
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)

@@ -70,7 +70,12 @@ class Entry:
             raise ValueError(f"zip entry {self.path!r}: mode {self.mode:o} is not 644 or 755")
         if (self.data is None) == (self.source_zip is None) or (self.source_zip is None) != (self.member is None):
             raise ValueError(f"zip entry {self.path!r}: give either data or source_zip and member")
-        if not self.path or _BAD_PATH.search(self.path):
+        try:
+            encoded = self.path.encode()
+        except UnicodeEncodeError:
+            raise BuildError(f"path is not valid UTF-8: {self.path!r}", where=self.describe(),
+                             hint="rename the file, or exclude it") from None
+        if not self.path or len(encoded) > 0xFFFF or _BAD_PATH.search(self.path):
             raise BuildError(f"unsafe path in artifact: {self.path!r}", where=self.describe(),
                              hint="paths must be relative, without '.', '..', empty parts, '\\' or NUL")
 
@@ -199,8 +204,8 @@ class _Sources:
         header = file.read(_LOCAL.size)
         if len(header) != _LOCAL.size or header[:4] != b"PK\x03\x04":
             raise BuildError(f"{entry.source_zip}: bad local header for {entry.member!r}", where=entry.describe())
-        fields = _LOCAL.unpack(header)
-        return member.header_offset + _LOCAL.size + fields[9] + fields[10]
+        name_length, extra_length = struct.unpack_from("<HH", header, 26)
+        return member.header_offset + _LOCAL.size + int(name_length) + int(extra_length)
 
     def close(self) -> None:
         for file in self._files.values():
@@ -249,7 +254,7 @@ def write_zip(entries: Iterable[Entry], target: Path, epoch: int | None = None) 
                 name = entry.path.encode()
                 flags = 0 if name.isascii() else _UTF8_FLAG
                 offset = out.offset
-                if offset > _MAX32:
+                if offset >= _MAX32:
                     raise BuildError(f"{target.name} would need zip64 offsets (over 4 GiB)", where=entry.describe())
                 if entry.data is not None:
                     crc = zlib.crc32(entry.data)
@@ -273,7 +278,7 @@ def write_zip(entries: Iterable[Entry], target: Path, epoch: int | None = None) 
                         method, payload = _deflate(data)
                         compressed = len(payload)
                         raw = None
-                if size > _MAX32 - 1 or compressed > _MAX32 - 1:
+                if size >= _MAX32 or compressed >= _MAX32:
                     raise BuildError(f"{entry.path!r} is too large for a zip without zip64 ({size} bytes)",
                                      where=entry.describe())
                 out.write(_LOCAL.pack(0x04034B50, _NEEDED, flags, method, time, date, crc, compressed, size,
@@ -319,12 +324,12 @@ def _write_end(out: _HashingWriter, central: list[bytes], target: Path) -> None:
     for record in central:
         out.write(record)
     size = out.offset - start
-    if start > _MAX32 or size > _MAX32 or out.offset > _MAX32:
+    if start >= _MAX32 or size >= _MAX32 or out.offset >= _MAX32:
         raise BuildError(f"{target.name} would need zip64 offsets (over 4 GiB)")
     count = len(central)
     if count > _MAX_ENTRIES:
         end64 = out.offset
-        out.write(_EOCD64.pack(0x06064B50, _EOCD64.size - 12, _MADE_BY, 45, 0, 0, count, count, size, start))
+        out.write(_EOCD64.pack(0x06064B50, _EOCD64.size - 12, 3 << 8 | 45, 45, 0, 0, count, count, size, start))
         out.write(_LOCATOR64.pack(0x07064B50, 0, end64, 1))
         count = _MAX_ENTRIES
     out.write(_EOCD.pack(0x06054B50, 0, 0, count, count, size, start, 0))
