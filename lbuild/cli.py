@@ -176,7 +176,11 @@ def lock(
         emit(document, lambda: info(f"{project.lock_path.name} is up to date" if not reasons else
                                     "\n".join(f"stale: {r}" for r in reasons)))
         if reasons:
-            raise ChangesPending(f"{project.lock_path.name} is stale", hint="run `lbuild lock`")
+            pending = ChangesPending(f"{project.lock_path.name} is stale", hint="run `lbuild lock`")
+            if STATE.json:  # the document above is the one JSON document; report() would print a second
+                _err(pending.render())
+                raise typer.Exit(pending.exit_code)
+            raise pending
         return
     started = time.perf_counter()
     with progress("resolving") as log:

@@ -92,7 +92,7 @@ class Builder:
         if wheels:
             self.log(f"fetching {len(wheels)} wheels")
             with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda p: self.store.fetch(_ref(p, self.root)), wheels.values()))
+                list(pool.map(lambda p: self.store.fetch(_ref(p, self.root), verify=True), wheels.values()))
         built: dict[str, Built] = {}
         if missing:
             self.log(f"building {len(missing)} of {len(specs)} artifacts")

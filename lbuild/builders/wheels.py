@@ -93,11 +93,16 @@ class WheelStore:
     def has(self, ref: WheelRef) -> bool:
         return self.location(ref).is_file()
 
-    def fetch(self, ref: WheelRef) -> Path:
-        """The verified local path of ``ref``, downloading it when not yet stored."""
+    def fetch(self, ref: WheelRef, verify: bool = False) -> Path:
+        """The verified local path of ``ref``, downloading it when not yet stored.
+
+        With ``verify``, a stored file is hashed again before use and replaced when it no longer matches.
+        """
         target = self.location(ref)
         if target.is_file():
-            return target
+            if not verify or file_sha256(target) == ref.sha256:
+                return target
+            target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
         with self._temporary(target.parent) as tmp:
             digest = self._copy_in(ref, tmp)
@@ -172,6 +177,14 @@ class WheelStore:
                                           hint="check the network and the index settings in lbuild.toml") from None
             time.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _open(url: str) -> urllib.response.addinfourl:

@@ -75,8 +75,20 @@ def plan_groups(functions: Sequence[Function]) -> tuple[Group, ...]:
     return tuple(sorted(groups, key=lambda g: g.id))
 
 
-def group_fingerprint(group: Group, inputs: Mapping[str, RequirementInput], index: IndexSettings) -> str:
-    h = hashlib.sha256(f"lbuild-lock/{lockfile.LOCK_VERSION}\0{group.id}\0{index.fingerprint()}".encode())
+def index_fingerprint(index: IndexSettings, root: Path) -> str:
+    """``index.fingerprint()`` with find_links inside the project relative to it: a clone elsewhere is not stale."""
+    links = []
+    for link in index.find_links:
+        try:
+            links.append(Path(link).relative_to(root).as_posix())
+        except ValueError:
+            links.append(link)
+    return repr((index.index_url, index.extra_index_urls, tuple(links), index.no_index))
+
+
+def group_fingerprint(group: Group, inputs: Mapping[str, RequirementInput], index: IndexSettings,
+                      root: Path) -> str:
+    h = hashlib.sha256(f"lbuild-lock/{lockfile.LOCK_VERSION}\0{group.id}\0{index_fingerprint(index, root)}".encode())
     for fn in sorted(group.functions, key=lambda f: f.name):
         h.update(f"\0{fn.name}\0{inputs[fn.name].kind}\0{inputs[fn.name].digest}".encode())
     return "sha256:" + h.hexdigest()
@@ -102,7 +114,7 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
         return [f"{project.lock_path.name} does not exist"]
     inputs = read_inputs(project)
     groups = plan_groups(project.functions)
-    fingerprints = {g.id: group_fingerprint(g, inputs, project.index) for g in groups}
+    fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
     if previous.inputs == _overall(fingerprints):
         return []
     reasons = []
@@ -123,7 +135,7 @@ def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = 
     store = store or WheelStore()
     inputs = read_inputs(project)
     groups = plan_groups(project.functions)
-    fingerprints = {g.id: group_fingerprint(g, inputs, project.index) for g in groups}
+    fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
     old = {r.id: r for r in previous.resolutions} if previous else {}
 
     def needs_work(group: Group) -> bool:

@@ -122,7 +122,12 @@ class Lock:
 
 
 def _s(value: str) -> str:
-    return json.dumps(value, ensure_ascii=True)
+    """A TOML basic string in ASCII: json.dumps's escapes, except that characters outside the BMP become
+    ``\\UXXXXXXXX`` (JSON writes them as surrogate pairs, which TOML rejects)."""
+    if all(ord(c) <= 0xFFFF for c in value):
+        return json.dumps(value, ensure_ascii=True)
+    return '"' + "".join(f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else json.dumps(c, ensure_ascii=True)[1:-1]
+                         for c in value) + '"'
 
 
 def _strings(values: Iterable[str]) -> str:
