@@ -263,6 +263,102 @@ def _size_table(manifest: Mapping[str, Any]) -> None:
     Console(stderr=True).print(table)
 
 
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (overrides AWS_PROFILE).")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (overrides lbuild.toml and AWS_REGION).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
+
+
+def _prepare(functions: list[str] | None, out: Path | None, profile: str | None, region: str | None,
+             log: Callable[[str], None]) -> tuple[Any, Any, Any]:
+    from lbuild.publisher.aws import Aws
+    from lbuild.publisher.deploy import prepare
+
+    project = _project()
+    aws = Aws(profile or STATE.profile, None)
+    prepared = prepare(project, functions or [], (out or project.root / "dist").resolve(), aws,
+                       region or STATE.region, log)
+    return project, aws, prepared
+
+
+def _show_plan(plan: Any) -> None:
+    for step in plan.steps:
+        mark = "+" if step.writes else "="
+        info(f" {mark} {step.describe()}: {step.reason}")
+    info(f"{len(plan.changes)} change(s)" if plan.changes else "everything is up to date")
+
+
+@app.command(name="plan")
+def plan_command(
+    functions: Annotated[list[str] | None, typer.Argument(help="Only these functions.")] = None,
+    out: OutOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show what deploy would do against the live AWS state; exit 10 if anything would change."""
+    _merge(config, json_, quiet, debug)
+    with progress("planning") as log:
+        _, aws, prepared = _prepare(functions, out, profile, region, log)
+    document = {**prepared.plan.as_dict(), "region": prepared.region,
+                "requests": {"reads": aws.reads, "writes": aws.writes, "by_operation": dict(aws.requests)}}
+    emit(document, lambda: _show_plan(prepared.plan))
+    if prepared.plan.changes:
+        raise typer.Exit(10)
+
+
+@app.command()
+def deploy(
+    functions: Annotated[list[str] | None, typer.Argument(help="Only these functions.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `lbuild plan`).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    out: OutOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Package if needed, then publish layers, code, configuration and versions; move aliases last."""
+    if dry_run:
+        plan_command(functions, out, profile, region, config, json_, quiet, debug)
+        return
+    _merge(config, json_, quiet, debug)
+    from lbuild.publisher.deploy import execute
+
+    started = time.perf_counter()
+    with progress("planning") as log:
+        project, aws, prepared = _prepare(functions, out, profile, region, log)
+    plan = prepared.plan
+    if plan.changes and not yes and not STATE.json and sys.stdin.isatty() and sys.stderr.isatty():
+        _show_plan(plan)
+        if not typer.confirm(f"deploy {len(plan.changes)} change(s) to {prepared.region}?", err=True):
+            raise typer.Exit(1)
+    results = []
+    if plan.changes:
+        with progress("deploying") as log:
+            results = execute(project, prepared, aws, log)
+    seconds = time.perf_counter() - started
+    document = {"region": prepared.region, "changes": len(plan.changes), "seconds": round(seconds, 3),
+                "steps": [r.as_dict() for r in results] or prepared.plan.as_dict()["steps"],
+                "requests": {"reads": aws.reads, "writes": aws.writes, "by_operation": dict(aws.requests)}}
+
+    def human() -> None:
+        if not plan.changes:
+            info(f"everything is up to date in {prepared.region} ({aws.reads} reads, 0 writes, {seconds:.2f}s)")
+            return
+        for result in results:
+            if result.status == "done":
+                info(f" + {result.step.describe()}" + (f": {result.detail}" if result.detail else ""))
+        info(f"deployed {len(plan.changes)} change(s) to {prepared.region} in {seconds:.2f}s "
+             f"({aws.reads} reads, {aws.writes} writes)")
+
+    emit(document, human)
+
+
 def main() -> None:
     """Entry point: run the app, map lbuild errors to messages and exit codes."""
     try:

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,23 @@ class CompileFailure:
     hint: str | None
 
 
+_found: dict[str, str] = {}
+_finding = threading.Lock()
+
+
 def uv_binary() -> str:
-    """Path of the uv executable shipped by the ``uv`` wheel (or on PATH)."""
+    """Path of the uv executable shipped by the ``uv`` wheel (or on PATH), looked up once.
+
+    Under a lock: ``find_uv_bin`` reads ``sysconfig``, whose lazy first initialisation is not thread-safe
+    (a concurrent caller can see ``EXE`` as None), and lock_project resolves groups in threads.
+    """
+    with _finding:
+        if "uv" not in _found:
+            _found["uv"] = _find_uv_binary()
+        return _found["uv"]
+
+
+def _find_uv_binary() -> str:
     try:
         from uv import find_uv_bin
 

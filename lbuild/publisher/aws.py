@@ -1,0 +1,244 @@
+"""The only module that imports boto3: sessions, clients, retries, request counts, error translation,
+and the reads that make up the remote state.
+
+Settings come from the standard chain (``AWS_PROFILE``, ``AWS_REGION``/``AWS_DEFAULT_REGION``,
+``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``, credential files, instance roles);
+``--profile``/``--region`` override.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from lbuild import __version__
+from lbuild.errors import AwsError, ConfigError
+from lbuild.publisher.plan import (
+    LAYER_DESCRIPTION,
+    RemoteFunction,
+    RemoteState,
+    WantedFunction,
+    WantedLayer,
+    config_from_aws,
+)
+
+_READ_PREFIXES = ("Get", "List", "Head", "Describe", "Simulate")
+_CONFLICT_RETRIES = 8
+
+
+class Aws:
+    """boto3 clients for one profile, one default region, with counted requests and lbuild errors."""
+
+    def __init__(self, profile: str | None = None, region: str | None = None) -> None:
+        region = region or os.environ.get("AWS_REGION") or None  # botocore itself reads only AWS_DEFAULT_REGION
+        try:
+            self.session = boto3.Session(profile_name=profile, region_name=region)
+        except botocore.exceptions.ProfileNotFound:
+            raise ConfigError(f"AWS profile '{profile}' is not configured", where="--profile / AWS_PROFILE",
+                              hint="run `aws configure --profile NAME`, or pick a profile from ~/.aws/config") from None
+        self.region = self.session.region_name
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._config = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=16,
+                              user_agent_extra=f"lbuild/{__version__}")
+        self.session.events.register("before-call", self._count)
+
+    def _count(self, event_name: str, **_: Any) -> None:
+        service, operation = event_name.split(".")[1:3]
+        with self._lock:
+            self.requests[f"{service}.{operation}"] += 1
+
+    @property
+    def writes(self) -> int:
+        return sum(n for op, n in self.requests.items() if not op.split(".")[1].startswith(_READ_PREFIXES))
+
+    @property
+    def reads(self) -> int:
+        return sum(self.requests.values()) - self.writes
+
+    def require_region(self, region: str | None) -> str:
+        chosen = region or self.region
+        if not chosen:
+            raise ConfigError("no AWS region set", where="[project].region",
+                              hint="set region in lbuild.toml, or AWS_REGION, or pass --region")
+        return chosen
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.session.client(service, region_name=region or self.region,
+                                                         config=self._config)
+            return self._clients[key]
+
+    def call(self, service: str, operation: str, resource: str, region: str | None = None, **kwargs: Any) -> Any:
+        """Call ``operation``; retry update conflicts; turn every failure into an AwsError."""
+        client = self.client(service, region)
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                return getattr(client, operation)(**kwargs)
+            except botocore.exceptions.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in ("ResourceConflictException", "TooManyRequestsException") and \
+                        attempt < _CONFLICT_RETRIES - 1:
+                    time.sleep(min(8.0, 0.25 * 2**attempt))
+                    continue
+                raise translate(exc, operation, resource) from None
+            except botocore.exceptions.NoCredentialsError:
+                raise AwsError("no AWS credentials found", where=resource,
+                               hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "
+                                    "`aws configure`") from None
+            except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionError) as exc:
+                raise AwsError(f"cannot reach AWS for {_action(operation)}: {exc}", where=resource,
+                               hint="check the network, AWS_ENDPOINT_URL and the region") from None
+            except botocore.exceptions.BotoCoreError as exc:
+                raise AwsError(f"{_action(operation)} failed: {exc}", where=resource) from None
+        raise AssertionError("unreachable")
+
+    def account(self) -> str | None:
+        try:
+            return str(self.call("sts", "get_caller_identity", "sts")["Account"])
+        except AwsError:
+            return None
+
+
+def _action(operation: str) -> str:
+    return "".join(part.capitalize() for part in operation.split("_"))
+
+
+def translate(exc: botocore.exceptions.ClientError, operation: str, resource: str) -> AwsError:
+    """One lbuild error for an AWS refusal: the action, the resource, AWS's words, and a hint."""
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "Error")
+    message = error.get("Message", str(exc))
+    hint = None
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation") or "not authorized" in message:
+        hint = (f"the AWS identity may not call {_action(operation)}; grant it (templates/iam-policy.json lists "
+                "what lbuild needs) or use another profile")
+    elif "role" in message.lower() and ("assume" in message.lower() or "role" in operation):
+        hint = "create the role (it must trust lambda.amazonaws.com) or fix `role` in lbuild.toml"
+    elif code == "NoSuchBucket" or "bucket does not exist" in message.lower():
+        hint = "create the bucket (in the function's region) or fix artifact_bucket in lbuild.toml"
+    elif code in ("TooManyRequestsException", "ThrottlingException"):
+        hint = "AWS throttled lbuild after several retries; run again in a minute"
+    elif code == "ResourceConflictException":
+        hint = "another update is in progress on this function; run again when it has finished"
+    return AwsError(f"AWS refused {_action(operation)}: {code}: {message}", where=resource, hint=hint)
+
+
+# --- remote state ---------------------------------------------------------------------------------------
+
+
+def _not_found(exc: AwsError) -> bool:
+    return "ResourceNotFoundException" in exc.what or "Function not found" in exc.what
+
+
+def read_function(aws: Aws, name: str, alias: str | None, region: str) -> RemoteFunction | None:
+    try:
+        latest = aws.call("lambda", "get_function", f"function {name}", region, FunctionName=name)
+    except AwsError as exc:
+        if _not_found(exc):
+            return None
+        raise
+    configuration = latest["Configuration"]
+    remote = RemoteFunction(
+        name=name,
+        arn=configuration["FunctionArn"],
+        code_sha256=configuration.get("CodeSha256", ""),
+        architecture=(configuration.get("Architectures") or ["x86_64"])[0],
+        config=config_from_aws(configuration),
+        tags=latest.get("Tags") or {},
+    )
+    if alias is None:
+        return remote
+    try:
+        aliased = aws.call("lambda", "get_function", f"alias {alias} of {name}", region, FunctionName=name,
+                           Qualifier=alias)["Configuration"]
+    except AwsError as exc:
+        if _not_found(exc):
+            return remote
+        raise
+    return RemoteFunction(remote.name, remote.arn, remote.code_sha256, remote.architecture, remote.config,
+                          remote.tags, aliased.get("Version"), aliased.get("CodeSha256"), config_from_aws(aliased))
+
+
+def find_layer(aws: Aws, layer: WantedLayer, region: str) -> str | None:
+    """The ARN of a published version of ``layer`` whose description carries its sha256, if any."""
+    wanted = LAYER_DESCRIPTION.format(sha256=layer.sha256)
+    marker: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"LayerName": layer.name}
+        if marker:
+            kwargs["Marker"] = marker
+        try:
+            page = aws.call("lambda", "list_layer_versions", f"layer {layer.name}", region, **kwargs)
+        except AwsError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        for version in page.get("LayerVersions", []):
+            if version.get("Description") == wanted:
+                return str(version["LayerVersionArn"])
+        marker = page.get("NextMarker")
+        if not marker:
+            return None
+
+
+def object_exists(aws: Aws, bucket: str, key: str, region: str) -> bool:
+    try:
+        aws.call("s3", "head_object", f"s3://{bucket}/{key}", region, Bucket=bucket, Key=key)
+        return True
+    except AwsError as exc:
+        if "404" in exc.what or "Not Found" in exc.what or "NoSuchKey" in exc.what:
+            return False
+        raise
+
+
+def read_state(aws: Aws, layers: Sequence[WantedLayer], functions: Sequence[WantedFunction], alias: str | None,
+               region: str, bucket: str | None, big_keys: Sequence[str], workers: int = 8) -> RemoteState:
+    """Read, in parallel, everything the planner compares against."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        fn_futures = {f.name: pool.submit(read_function, aws, f.name, alias, region) for f in functions}
+        layer_futures = {layer.name: pool.submit(find_layer, aws, layer, region) for layer in layers}
+        object_futures = {key: pool.submit(object_exists, aws, bucket, key, region) for key in big_keys} \
+            if bucket else {}
+        return RemoteState(
+            functions={name: f.result() for name, f in fn_futures.items()},
+            layers={name: f.result() for name, f in layer_futures.items()},
+            objects=frozenset(key for key, f in object_futures.items() if f.result()),
+        )
+
+
+Progress = Callable[[int], None]
+
+
+def upload_file(aws: Aws, bucket: str, key: str, path: str, region: str, progress: Progress | None = None) -> None:
+    client = aws.client("s3", region)
+    try:
+        client.upload_file(path, bucket, key, Callback=progress)
+    except botocore.exceptions.ClientError as exc:
+        raise translate(exc, "put_object", f"s3://{bucket}/{key}") from None
+    except boto3.exceptions.S3UploadFailedError as exc:
+        hint = "create the bucket (in the function's region) or fix artifact_bucket in lbuild.toml" \
+            if "NoSuchBucket" in str(exc) else None
+        raise AwsError(f"upload to s3://{bucket}/{key} failed: {exc}", where=f"s3://{bucket}/{key}",
+                       hint=hint) from None
+
+
+def waiter(aws: Aws, name: str, region: str, resource: str, **kwargs: Any) -> None:
+    try:
+        aws.client("lambda", region).get_waiter(name).wait(**kwargs)
+    except botocore.exceptions.WaiterError as exc:
+        raise AwsError(f"{resource} did not become ready: {exc}", where=resource,
+                       hint="see the function's LastUpdateStatusReason in the Lambda console") from None
+

@@ -1,0 +1,42 @@
+"""``lbuild plan`` / ``lbuild deploy``: package, read the live state, plan, and (for deploy) execute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lbuild import rules
+from lbuild.builders.package import PackageResult, package
+from lbuild.config import Project
+from lbuild.publisher import aws as aws_mod
+from lbuild.publisher.execute import Executor, StepResult
+from lbuild.publisher.plan import Plan, plan, s3_key, wanted_state
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A plan and what it was made from."""
+
+    plan: Plan
+    region: str
+    packaged: PackageResult
+
+
+def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None,
+            log: Log) -> Prepared:
+    """Package (from the build cache when nothing changed), read the remote state, plan."""
+    packaged = package(project, names, dist, log=log)
+    chosen = aws.require_region(region or project.region)
+    layers, functions = wanted_state(project, packaged.manifest, dist, names)
+    artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]
+    big = [s3_key(project, sha) for sha, size in artifacts if size > rules.DIRECT_UPLOAD_ZIP_BYTES]
+    log(f"reading the state of {len(functions)} functions and {len(layers)} layers in {chosen}")
+    remote = aws_mod.read_state(aws, layers, functions, project.alias, chosen, project.artifact_bucket, big)
+    return Prepared(plan(project, layers, functions, remote, project.alias), chosen, packaged)
+
+
+def execute(project: Project, prepared: Prepared, aws: aws_mod.Aws, log: Log) -> list[StepResult]:
+    return Executor(aws, prepared.region, project.artifact_bucket, log).run(prepared.plan)

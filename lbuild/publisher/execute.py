@@ -1,0 +1,250 @@
+"""Run a Plan against AWS: layers first, then each function (in parallel, bounded), aliases last.
+
+No alias moves unless every function step succeeded; on failure or Ctrl-C the error says what was done
+and what was not, and a re-run (which plans against the new remote state) finishes the job.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from lbuild.errors import AwsError, LbuildError
+from lbuild.publisher import aws as aws_mod
+from lbuild.publisher.plan import (
+    LAYER_DESCRIPTION,
+    CreateFunction,
+    FunctionConfig,
+    MoveAlias,
+    Plan,
+    PublishLayer,
+    PublishVersion,
+    Step,
+    TagFunction,
+    Unchanged,
+    UpdateCode,
+    UpdateConfig,
+    UploadObject,
+    WantedFunction,
+)
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    status: str  # "done" | "unchanged" | "failed" | "not run"
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": type(self.step).__name__, "what": self.step.describe(), "reason": self.step.reason,
+                "status": self.status, "detail": self.detail}
+
+
+def _some(items: Sequence[str], most: int = 6) -> str:
+    if not items:
+        return "nothing"
+    shown = ", ".join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def _function_of(step: Step) -> WantedFunction | None:
+    return getattr(step, "function", None)
+
+
+class Executor:
+    """Carries out one plan in one region."""
+
+    def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 4) -> None:
+        self.aws = aws
+        self.region = region
+        self.bucket = bucket
+        self.log = log
+        self.workers = workers
+        self.layer_arns: dict[str, str] = {}
+        self.versions: dict[str, str] = {}
+        self.results: list[StepResult] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def run(self, plan: Plan) -> list[StepResult]:
+        steps = list(plan.steps)
+        first = [s for s in steps if isinstance(s, (UploadObject, PublishLayer)) and _function_of(s) is None]
+        aliases = [s for s in steps if isinstance(s, MoveAlias)]
+        by_function: dict[str, list[Step]] = {}
+        for step in steps:
+            fn = _function_of(step)
+            if fn is not None and not isinstance(step, MoveAlias):
+                by_function.setdefault(fn.name, []).append(step)
+        for step in steps:
+            if isinstance(step, Unchanged):
+                self._record(StepResult(step, "unchanged", step.reason))
+        failures: list[LbuildError] = []
+        try:
+            failures += self._parallel([[s] for s in first if isinstance(s, UploadObject)])
+            failures += self._parallel([[s] for s in first if isinstance(s, PublishLayer)]) if not failures else []
+            if not failures:
+                failures += self._parallel(list(by_function.values()))
+            if failures:
+                self._not_run(aliases, "not moved: an earlier step failed")
+            else:
+                failures += self._parallel([[s] for s in aliases])
+        except KeyboardInterrupt:
+            self._stop.set()
+            failures.append(AwsError("interrupted"))
+        if failures:
+            self._not_run([s for s in steps if not self._has_result(s)], "not run")
+            raise self._summary(failures)
+        return self.results
+
+    # --- bookkeeping ---
+
+    def _record(self, result: StepResult) -> None:
+        with self._lock:
+            self.results.append(result)
+
+    def _has_result(self, step: Step) -> bool:
+        return any(r.step is step for r in self.results)
+
+    def _not_run(self, steps: Sequence[Step], why: str) -> None:
+        for step in steps:
+            if not self._has_result(step):
+                self._record(StepResult(step, "not run", why))
+
+    def _summary(self, failures: Sequence[LbuildError]) -> AwsError:
+        done = [r.step.describe() for r in self.results if r.status == "done"]
+        pending = [r.step.describe() for r in self.results if r.status == "not run"]
+        first = failures[0]
+        what = f"deploy stopped: {first.what}"
+        if len(failures) > 1:
+            what += f" (and {len(failures) - 1} more failure(s))"
+        what += f". Done: {_some(done)}. Not done: {_some(pending)}"
+        hint = (first.hint + "; " if first.hint else "") + "no alias was moved; run `lbuild deploy` again to finish"
+        return AwsError(what, where=first.where, hint=hint)
+
+    def _parallel(self, chains: Sequence[Sequence[Step]]) -> list[LbuildError]:
+        """Run each chain of steps in order, chains in parallel; return the failures."""
+        if not chains:
+            return []
+        failures: list[LbuildError] = []
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            futures: list[Future[None]] = [pool.submit(self._chain, chain, failures) for chain in chains]
+            try:
+                for future in futures:
+                    future.result()
+            except KeyboardInterrupt:
+                self._stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return failures
+
+    def _chain(self, chain: Sequence[Step], failures: list[LbuildError]) -> None:
+        for step in chain:
+            if self._stop.is_set():
+                return
+            try:
+                detail = self._do(step)
+            except LbuildError as exc:
+                self._record(StepResult(step, "failed", exc.what))
+                with self._lock:
+                    failures.append(exc)
+                return
+            self._record(StepResult(step, "done", detail))
+            self.log(f"{step.describe()}: {detail}" if detail else step.describe())
+
+    # --- the steps ---
+
+    def _do(self, step: Step) -> str:
+        match step:
+            case UploadObject():
+                assert self.bucket is not None
+                aws_mod.upload_file(self.aws, step.bucket, step.key, str(step.file), self.region)
+                return f"{step.file.stat().st_size:,} bytes"
+            case PublishLayer():
+                layer = step.layer
+                response = self._lambda(
+                    "publish_layer_version", f"layer {layer.name}", LayerName=layer.name,
+                    Description=LAYER_DESCRIPTION.format(sha256=layer.sha256),
+                    Content=self._code(layer.file, step.s3_key),
+                    CompatibleRuntimes=[layer.runtime], CompatibleArchitectures=[layer.architecture])
+                self.layer_arns[layer.name] = response["LayerVersionArn"]
+                return f"version {response['Version']}"
+            case CreateFunction():
+                fn = step.function
+                self._lambda(
+                    "create_function", f"function {fn.name}", FunctionName=fn.name, PackageType="Zip",
+                    Code=self._code(fn.file, step.s3_key), Architectures=[fn.architecture], Publish=False,
+                    Tags=dict(fn.tags), **self._config_kwargs(fn.config))
+                self._wait("function_active_v2", fn)
+                return ""
+            case UpdateCode():
+                fn = step.function
+                code = self._code(fn.file, step.s3_key)
+                kwargs = {"ZipFile": code["ZipFile"]} if "ZipFile" in code else \
+                    {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}
+                self._lambda("update_function_code", f"function {fn.name}", FunctionName=fn.name,
+                             Architectures=[fn.architecture], **kwargs)
+                self._wait("function_updated_v2", fn)
+                return step.reason
+            case UpdateConfig():
+                fn = step.function
+                self._lambda("update_function_configuration", f"function {fn.name}", FunctionName=fn.name,
+                             **self._config_kwargs(fn.config))
+                self._wait("function_updated_v2", fn)
+                return step.reason
+            case TagFunction():
+                fn = step.function
+                arn = step.arn
+                if step.add:
+                    self._lambda("tag_resource", f"function {fn.name}", Resource=arn, Tags=dict(step.add))
+                if step.remove:
+                    self._lambda("untag_resource", f"function {fn.name}", Resource=arn, TagKeys=list(step.remove))
+                return ""
+            case PublishVersion():
+                fn = step.function
+                response = self._lambda("publish_version", f"function {fn.name}", FunctionName=fn.name,
+                                        CodeSha256=fn.code_sha256)
+                self.versions[fn.name] = str(response["Version"])
+                return f"version {response['Version']}"
+            case MoveAlias():
+                fn = step.function
+                version = self.versions.get(fn.name) or step.version
+                assert version is not None
+                operation = "create_alias" if step.create else "update_alias"
+                self._lambda(operation, f"alias {step.alias} of {fn.name}", FunctionName=fn.name, Name=step.alias,
+                             FunctionVersion=version)
+                return f"-> version {version}"
+            case Unchanged():
+                return step.reason
+        raise AssertionError(f"unknown step {step!r}")
+
+    def _wait(self, name: str, fn: WantedFunction) -> None:
+        aws_mod.waiter(self.aws, name, self.region, f"function {fn.name}", FunctionName=fn.name)
+
+    def _lambda(self, operation: str, resource: str, **kwargs: Any) -> Any:
+        return self.aws.call("lambda", operation, resource, self.region, **kwargs)
+
+    def _code(self, file: Any, s3_key: str | None) -> dict[str, Any]:
+        if s3_key is not None:
+            assert self.bucket is not None
+            return {"S3Bucket": self.bucket, "S3Key": s3_key}
+        return {"ZipFile": file.read_bytes()}
+
+    def _config_kwargs(self, config: FunctionConfig) -> dict[str, Any]:
+        layers = [self.layer_arns[a[6:]] if a.startswith("layer:") else a for a in config.layers]
+        return {
+            "Runtime": config.runtime,
+            "Handler": config.handler,
+            "MemorySize": config.memory,
+            "Timeout": config.timeout,
+            "EphemeralStorage": {"Size": config.ephemeral_storage},
+            "Environment": {"Variables": dict(config.environment)},
+            "Description": config.description,
+            "Role": config.role,
+            "Layers": layers,
+            "VpcConfig": {"SubnetIds": list(config.subnet_ids), "SecurityGroupIds": list(config.security_group_ids)},
+        }

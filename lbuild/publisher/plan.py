@@ -1,0 +1,367 @@
+"""Pure: (what dist/ holds, what AWS holds) -> the steps that make AWS match, each with its reason.
+
+Nothing here calls AWS. The executor runs the steps in order: layers, then each function's code and
+configuration, its version, and last of all the aliases, once every function has its new version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lbuild import rules
+from lbuild.config import Function, Project
+from lbuild.errors import ConfigError
+
+LAYER_DESCRIPTION = "lbuild sha256:{sha256}"
+TAG_PROJECT = "lbuild:project"
+TAG_FUNCTION = "lbuild:function"
+
+
+# --- desired and remote state -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """The configuration lbuild carries to Lambda, in a comparable form."""
+
+    runtime: str
+    handler: str
+    memory: int
+    timeout: int
+    ephemeral_storage: int
+    environment: tuple[tuple[str, str], ...]
+    description: str
+    role: str
+    layers: tuple[str, ...]  # layer version ARNs, in order; "layer:<name>" until published
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+
+    def differences(self, other: FunctionConfig) -> list[str]:
+        """Human lines ``memory 256 -> 512`` for each field that differs (self = remote, other = wanted)."""
+        out = []
+        for name in self.__dataclass_fields__:
+            old, new = getattr(self, name), getattr(other, name)
+            if old != new:
+                out.append(f"{name} {_show(old)} -> {_show(new)}")
+        return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, str) and len(value) > 60:
+        return value[:57] + "..."
+    return str(value) if not isinstance(value, str) else (value or '""')
+
+
+@dataclass(frozen=True)
+class WantedLayer:
+    name: str
+    file: Path
+    sha256: str
+    code_sha256: str
+    zip_bytes: int
+    runtime: str
+    architecture: str
+
+
+@dataclass(frozen=True)
+class WantedFunction:
+    key: str  # the name in lbuild.toml
+    name: str  # the Lambda function name
+    file: Path
+    sha256: str
+    code_sha256: str
+    zip_bytes: int
+    architecture: str
+    config: FunctionConfig
+    tags: Mapping[str, str]
+    layers: tuple[str, ...]  # lbuild layer names, in attach order (resolved into config.layers)
+    external_layers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RemoteFunction:
+    name: str
+    arn: str
+    code_sha256: str
+    architecture: str
+    config: FunctionConfig
+    tags: Mapping[str, str]
+    alias_version: str | None = None  # version the alias points at (None: no alias)
+    alias_code_sha256: str | None = None
+    alias_config: FunctionConfig | None = None
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """What AWS holds for the functions and layers of this deploy."""
+
+    functions: Mapping[str, RemoteFunction | None]  # by Lambda name; None = does not exist
+    layers: Mapping[str, str | None]  # layer name -> ARN of a version with our sha256, or None
+    objects: frozenset[str] = frozenset()  # S3 keys already in artifact_bucket
+    account: str | None = None
+
+
+# --- steps ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    reason: str
+
+    @property
+    def writes(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class UploadObject(Step):
+    bucket: str
+    key: str
+    file: Path
+
+    def describe(self) -> str:
+        return f"upload s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class PublishLayer(Step):
+    layer: WantedLayer
+    s3_key: str | None = None
+
+    def describe(self) -> str:
+        return f"publish layer {self.layer.name}"
+
+
+@dataclass(frozen=True)
+class CreateFunction(Step):
+    function: WantedFunction
+    s3_key: str | None = None
+
+    def describe(self) -> str:
+        return f"create function {self.function.name}"
+
+
+@dataclass(frozen=True)
+class UpdateCode(Step):
+    function: WantedFunction
+    s3_key: str | None = None
+
+    def describe(self) -> str:
+        return f"update code of {self.function.name}"
+
+
+@dataclass(frozen=True)
+class UpdateConfig(Step):
+    function: WantedFunction
+
+    def describe(self) -> str:
+        return f"update configuration of {self.function.name}"
+
+
+@dataclass(frozen=True)
+class TagFunction(Step):
+    function: WantedFunction
+    arn: str
+    add: Mapping[str, str] = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"tag {self.function.name}"
+
+
+@dataclass(frozen=True)
+class PublishVersion(Step):
+    function: WantedFunction
+
+    def describe(self) -> str:
+        return f"publish a version of {self.function.name}"
+
+
+@dataclass(frozen=True)
+class MoveAlias(Step):
+    function: WantedFunction
+    alias: str
+    create: bool
+    version: str | None = None  # known when no new version is published
+
+    def describe(self) -> str:
+        return f"{'create' if self.create else 'move'} alias {self.alias} of {self.function.name}"
+
+
+@dataclass(frozen=True)
+class Unchanged(Step):
+    subject: str
+
+    @property
+    def writes(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return f"{self.subject}: unchanged"
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+
+    @property
+    def changes(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.writes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"changes": len(self.changes),
+                "steps": [{"action": type(s).__name__, "what": s.describe(), "reason": s.reason,
+                           "writes": s.writes} for s in self.steps]}
+
+
+# --- from manifest and config to wanted state ----------------------------------------------------------
+
+
+def function_name(project: Project, fn: Function) -> str:
+    return f"{project.name}-{fn.name}"
+
+
+def wanted_state(project: Project, manifest: Mapping[str, Any], dist: Path, names: Sequence[str],
+                 account: str | None = None) -> tuple[tuple[WantedLayer, ...], tuple[WantedFunction, ...]]:
+    """The layers and functions to deploy, from dist/manifest.json and the config."""
+    layers = tuple(
+        WantedLayer(entry["name"], dist / entry["file"], entry["sha256"], entry["code_sha256"], entry["zip_bytes"],
+                    entry["runtime"], entry["architecture"])
+        for entry in manifest["layers"]
+    )
+    functions = []
+    for entry in manifest["functions"]:
+        if names and entry["name"] not in names:
+            continue
+        fn = project.function(entry["name"])
+        if not fn.role:
+            raise ConfigError(f"function {fn.name} has no role", where=f"functions.{fn.name}",
+                              hint='set role = "arn:aws:iam::ACCOUNT:role/NAME" in [project] or the function')
+        config = FunctionConfig(
+            runtime=fn.runtime, handler=fn.handler, memory=fn.memory, timeout=fn.timeout,
+            ephemeral_storage=fn.ephemeral_storage, environment=tuple(sorted(fn.environment.items())),
+            description=fn.description, role=fn.role,
+            layers=tuple(f"layer:{n}" for n in entry["layers"]) + tuple(fn.layers),
+            subnet_ids=tuple(sorted(fn.vpc.subnet_ids)) if fn.vpc else (),
+            security_group_ids=tuple(sorted(fn.vpc.security_group_ids)) if fn.vpc else (),
+        )
+        tags = {**fn.tags, TAG_PROJECT: project.name, TAG_FUNCTION: fn.name}
+        functions.append(WantedFunction(fn.name, function_name(project, fn), dist / entry["file"], entry["sha256"],
+                                        entry["code_sha256"], entry["zip_bytes"], fn.architecture, config, tags,
+                                        tuple(entry["layers"]), fn.layers))
+    used = {n for f in functions for n in f.layers}
+    return tuple(layer for layer in layers if layer.name in used), tuple(functions)
+
+
+def s3_key(project: Project, sha256: str) -> str:
+    return f"lbuild/{project.name}/{sha256}.zip"
+
+
+# --- the planner ---------------------------------------------------------------------------------------
+
+
+def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[WantedFunction],
+         remote: RemoteState, alias: str | None) -> Plan:
+    """Every step, in execution order, with its reason. Pure."""
+    steps: list[Step] = []
+    bucket = project.artifact_bucket
+
+    def via_s3(sha256: str, file: Path, size: int) -> str | None:
+        if size <= rules.DIRECT_UPLOAD_ZIP_BYTES:
+            return None
+        assert bucket is not None, "sizes.check guarantees a bucket for big zips"
+        key = s3_key(project, sha256)
+        if key in remote.objects:
+            steps.append(Unchanged(f"s3://{bucket}/{key} already uploaded", f"s3://{bucket}/{key}"))
+        else:
+            steps.append(UploadObject(f"{size:,} bytes is over the direct-upload limit", bucket, key, file))
+        return key
+
+    published: dict[str, str] = {}
+    for layer in layers:
+        arn = remote.layers.get(layer.name)
+        if arn:
+            published[layer.name] = arn
+            steps.append(Unchanged(f"already published as version {arn.rsplit(':', 1)[-1]}", f"layer {layer.name}"))
+        else:
+            key = via_s3(layer.sha256, layer.file, layer.zip_bytes)
+            steps.append(PublishLayer("no version with this content yet", layer, key))
+
+    moves: list[Step] = []
+    for fn in functions:
+        config = replace(fn.config, layers=tuple(published.get(a[6:], a) if a.startswith("layer:") else a
+                                                 for a in fn.config.layers))
+        fn = replace(fn, config=config)  # steps carry the config with known layer ARNs
+        current = remote.functions.get(fn.name)
+        changed = False
+        if current is None:
+            key = via_s3(fn.sha256, fn.file, fn.zip_bytes)
+            steps.append(CreateFunction("does not exist yet", fn, key))
+            changed = True
+        else:
+            if current.code_sha256 != fn.code_sha256 or current.architecture != fn.architecture:
+                why = "code changed (CodeSha256 differs)" if current.code_sha256 != fn.code_sha256 \
+                    else f"architecture {current.architecture} -> {fn.architecture}"
+                key = via_s3(fn.sha256, fn.file, fn.zip_bytes)
+                steps.append(UpdateCode(why, fn, key))
+                changed = True
+            differences = current.config.differences(config)
+            if differences:
+                steps.append(UpdateConfig("; ".join(differences), fn))
+                changed = True
+            add = {k: v for k, v in fn.tags.items() if current.tags.get(k) != v}
+            remove = tuple(sorted(k for k in current.tags if k not in fn.tags and k.startswith("lbuild:")))
+            if add or remove:
+                steps.append(TagFunction("tags differ", fn, current.arn, add, remove))
+            if not changed:
+                steps.append(Unchanged("code unchanged (CodeSha256 equal), configuration equal", f"function {fn.name}"))
+        alias_current = current is not None and current.alias_version is not None and \
+            current.alias_code_sha256 == fn.code_sha256 and current.alias_config == config
+        if changed or (alias is not None and not alias_current):
+            steps.append(PublishVersion("code or configuration changed" if changed
+                                        else f"alias {alias} does not point at the current code", fn))
+            if alias is not None:
+                moves.append(MoveAlias("moved last, after every function has its new version", fn, alias,
+                                       create=current is None or current.alias_version is None))
+        elif alias is not None:
+            version = current.alias_version if current else "?"
+            steps.append(Unchanged(f"alias {alias} already points at version {version}", f"alias {alias} of {fn.name}"))
+    return Plan(tuple(steps + moves))
+
+
+def config_from_aws(configuration: Mapping[str, Any]) -> FunctionConfig:
+    """A FunctionConfig from GetFunction's ``Configuration``."""
+    vpc = configuration.get("VpcConfig") or {}
+    return FunctionConfig(
+        runtime=configuration.get("Runtime", ""),
+        handler=configuration.get("Handler", ""),
+        memory=int(configuration.get("MemorySize", 128)),
+        timeout=int(configuration.get("Timeout", 3)),
+        ephemeral_storage=int((configuration.get("EphemeralStorage") or {}).get("Size", 512)),
+        environment=tuple(sorted(((configuration.get("Environment") or {}).get("Variables") or {}).items())),
+        description=configuration.get("Description", "") or "",
+        role=configuration.get("Role", ""),
+        layers=tuple(layer["Arn"] for layer in configuration.get("Layers") or ()),
+        subnet_ids=tuple(sorted(vpc.get("SubnetIds") or ())),
+        security_group_ids=tuple(sorted(vpc.get("SecurityGroupIds") or ())),
+    )
+
+
+def manifest_of(dist: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((dist / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ConfigError(f"no readable manifest in {dist}", where=str(dist / "manifest.json"),
+                          hint="run `lbuild package` first") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{dist / 'manifest.json'} is not a manifest", hint="run `lbuild package` again")
+    return data
