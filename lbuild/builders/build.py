@@ -85,8 +85,9 @@ class Builder:
     def build_all(self, specs: Sequence[ArtifactSpec], targets: dict[str, rules.Target]) -> list[Built]:
         """Build (or find in the cache) every spec; runs in parallel across artifacts."""
         sources = {s.name: scan(s.function.source, s.function.exclude) for s in specs if s.function is not None}
-        keys = {s.name: s.key(sources[s.name].digest if s.name in sources else "", self.epoch) for s in specs}
-        hits = {s.name: self._lookup(keys[s.name]) for s in specs}
+        keys = {s.name: s.key(sources[s.name].digest if s.name in sources else "", self.epoch, targets[s.name].id)
+                for s in specs}
+        hits = {s.name: self._lookup(keys[s.name], s) for s in specs}
         missing = [s for s in specs if hits[s.name] is None]
         wheels = {p.wheel.sha256: p for s in missing for p in s.packages}
         if wheels:
@@ -103,11 +104,14 @@ class Builder:
                     built[name] = future.result()
         return [hits[s.name] or built[s.name] for s in specs]  # type: ignore[misc]
 
-    def _lookup(self, key: str) -> Built | None:
+    def _lookup(self, key: str, spec: ArtifactSpec) -> Built | None:
+        """The cached build of ``key``, named as ``spec`` (another artifact with the same inputs may have built it:
+        a renamed function, or two functions sharing one source folder)."""
         meta = self.cache / key[:2] / f"{key}.json"
         try:
             data = json.loads(meta.read_text(encoding="utf-8"))
-            found = Built(**{**data, "packages": tuple(data["packages"]),
+            found = Built(**{**data, "kind": spec.kind, "name": spec.name, "file": spec.file,
+                             "packages": tuple(data["packages"]),
                              "contributions": tuple(tuple(c) for c in data["contributions"]), "cached": True})
         except (OSError, ValueError, TypeError, KeyError):
             return None

@@ -28,10 +28,11 @@ class ArtifactSpec:
     function: Function | None = None  # bundles only: whose source goes in
     layers: tuple[str, ...] = ()  # bundles only: layers it attaches
 
-    def key(self, source_digest: str, epoch: int | None) -> str:
-        """The build-cache key: every input that changes the zip's bytes."""
+    def key(self, source_digest: str, epoch: int | None, target: str = "") -> str:
+        """The build-cache key: every input that changes the zip's bytes, and the target (``Target.id``) the
+        binary audit checked them against, so a hit never skips an audit that would fail for another target."""
         h = hashlib.sha256(f"lbuild-artifact/{LAYOUT_VERSION}/{__version__}/{COMPRESSOR}\0{self.kind}\0{self.prefix}"
-                           f"\0{epoch}\0{source_digest}".encode())
+                           f"\0{epoch}\0{source_digest}\0{target}".encode())
         for package in sorted(self.packages, key=lambda p: p.name):
             h.update(f"\0{package.pin}\0{package.wheel.sha256}".encode())
         return h.hexdigest()

@@ -11,8 +11,7 @@ import email.parser
 import hashlib
 import os
 import tempfile
-import time
-import urllib.error
+import threading
 import urllib.parse
 import urllib.request
 import zipfile
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+import urllib3
 
 from lbuild.errors import ResolutionError
 
@@ -158,25 +158,27 @@ class WheelStore:
             return h.hexdigest()
         if not ref.url:
             raise ResolutionError(f"no location known for {ref.filename}", hint="run `lbuild lock` again")
-        for attempt in range(_RETRIES):
-            h = hashlib.sha256()
-            try:
-                with _open(ref.url) as response, open(tmp, "wb") as dst:
-                    while chunk := response.read(_CHUNK):
-                        h.update(chunk)
-                        dst.write(chunk)
-                return h.hexdigest()
-            except urllib.error.HTTPError as exc:
-                if exc.code < 500 or attempt == _RETRIES - 1:
-                    raise ResolutionError(f"download of {ref.filename} failed: HTTP {exc.code}", where=ref.source,
-                                          hint="check the index settings in lbuild.toml and your credentials") from None
-            except (urllib.error.URLError, OSError) as exc:
-                if attempt == _RETRIES - 1:
-                    reason = getattr(exc, "reason", exc)
-                    raise ResolutionError(f"download of {ref.filename} failed: {reason}", where=ref.source,
-                                          hint="check the network and the index settings in lbuild.toml") from None
-            time.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
+        h = hashlib.sha256()
+        try:
+            response = _http().request("GET", _redact(ref.url), headers=_headers(ref.url), preload_content=False,
+                                       timeout=urllib3.Timeout(connect=30, read=120))
+        except urllib3.exceptions.HTTPError as exc:
+            raise ResolutionError(f"download of {ref.filename} failed: {exc}", where=ref.source,
+                                  hint="check the network and the index settings in lbuild.toml") from None
+        try:
+            if response.status != 200:
+                raise ResolutionError(f"download of {ref.filename} failed: HTTP {response.status}", where=ref.source,
+                                      hint="check the index settings in lbuild.toml and your credentials")
+            with open(tmp, "wb") as dst:
+                for chunk in response.stream(_CHUNK):
+                    h.update(chunk)
+                    dst.write(chunk)
+        except urllib3.exceptions.HTTPError as exc:
+            raise ResolutionError(f"download of {ref.filename} failed: {exc}", where=ref.source,
+                                  hint="check the network and run again") from None
+        finally:
+            response.release_conn()
+        return h.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -187,21 +189,38 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _open(url: str) -> urllib.response.addinfourl:
+_POOL: urllib3.PoolManager | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _http() -> urllib3.PoolManager:
+    """One connection pool for every download (keep-alive matters: metadata files are small and many)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            retries = urllib3.Retry(total=_RETRIES, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504))
+            proxy = urllib.request.getproxies().get("https")
+            _POOL = urllib3.ProxyManager(proxy, maxsize=16, retries=retries) if proxy else \
+                urllib3.PoolManager(maxsize=16, retries=retries)
+        return _POOL
+
+
+def _headers(url: str) -> dict[str, str]:
     parts = urllib.parse.urlsplit(url)
-    request = urllib.request.Request(_redact(url), headers={"User-Agent": "lbuild"})
+    headers = {"User-Agent": "lbuild"}
     if parts.username:
         token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
-    return urllib.request.urlopen(request, timeout=60)  # type: ignore[no-any-return]
+        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+    return headers
 
 
 def _get_optional(url: str) -> bytes | None:
+    """The body of ``url``, or None when it is missing or unreachable."""
     try:
-        with _open(url) as response:
-            return response.read()  # type: ignore[no-any-return]
-    except (urllib.error.URLError, OSError):
+        response = _http().request("GET", _redact(url), headers=_headers(url), timeout=30)
+    except urllib3.exceptions.HTTPError:
         return None
+    return response.data if response.status == 200 else None
 
 
 def read_wheel_metadata(path: Path) -> bytes:

@@ -311,7 +311,7 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
         raise _diagnose(group, inputs, project, workdir, failure)
     trusted = _trusted_hashes(group, inputs)
     chosen = {name: _select_wheel(c, target, trusted.get(name), group) for name, c in candidates.items()}
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         metadata = dict(zip(chosen, pool.map(store.metadata, chosen.values()), strict=True))
     nodes = {
         name: closure_mod.Node(name, candidates[name].version, metadata[name].requires_dist) for name in chosen
