@@ -359,6 +359,52 @@ def deploy(
     emit(document, human)
 
 
+@app.command()
+def prune(
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Numbered versions to keep per function.")] = 3,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Delete function and layer versions that no alias, function or kept version references."""
+    _merge(config, json_, quiet, debug)
+    from lbuild.publisher.aws import Aws
+    from lbuild.publisher.prune import execute_prune, plan_prune, read_versions
+
+    project = _project()
+    aws = Aws(profile or STATE.profile, None)
+    chosen = aws.require_region(region or STATE.region or project.region)
+    functions, layers, skipped = read_versions(aws, project, chosen)
+    plan = plan_prune(functions, layers, keep, skipped)
+    count = len(plan.delete_versions) + len(plan.delete_layers)
+
+    def human() -> None:
+        for name, version in plan.delete_versions:
+            info(f" - {name}:{version}")
+        for arn in plan.delete_layers:
+            info(f" - {arn}")
+        for note in plan.skipped:
+            info(f" = {note}")
+        info(f"{count} version(s) to delete" if count else "nothing to prune")
+
+    if dry_run or not count:
+        emit({**plan.as_dict(), "deleted": False}, human)
+        if dry_run and count:
+            raise typer.Exit(10)
+        return
+    if not yes and not STATE.json and sys.stdin.isatty():
+        human()
+        if not typer.confirm(f"delete {count} version(s)?", err=True):
+            raise typer.Exit(1)
+    execute_prune(aws, plan, chosen, info)
+    emit({**plan.as_dict(), "deleted": True}, lambda: info(f"deleted {count} version(s)"))
+
+
 def main() -> None:
     """Entry point: run the app, map lbuild errors to messages and exit codes."""
     try:

@@ -242,3 +242,17 @@ def waiter(aws: Aws, name: str, region: str, resource: str, **kwargs: Any) -> No
         raise AwsError(f"{resource} did not become ready: {exc}", where=resource,
                        hint="see the function's LastUpdateStatusReason in the Lambda console") from None
 
+
+
+VPC_ACTIONS = ("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface")
+
+
+def missing_vpc_permissions(aws: Aws, role_arn: str) -> list[str] | None:
+    """The ENI actions ``role_arn`` may not perform (IAM policy simulation); None when it cannot be simulated."""
+    try:
+        result = aws.call("iam", "simulate_principal_policy", f"role {role_arn}", None, PolicySourceArn=role_arn,
+                          ActionNames=list(VPC_ACTIONS), ResourceArns=["*"])
+    except AwsError:
+        return None
+    return sorted(r["EvalActionName"] for r in result.get("EvaluationResults", [])
+                  if r.get("EvalDecision") != "allowed")

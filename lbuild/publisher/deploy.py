@@ -8,7 +8,8 @@ from pathlib import Path
 
 from lbuild import rules
 from lbuild.builders.package import PackageResult, package
-from lbuild.config import Project
+from lbuild.config import Project, select
+from lbuild.errors import ConfigError
 from lbuild.publisher import aws as aws_mod
 from lbuild.publisher.execute import Executor, StepResult
 from lbuild.publisher.plan import Plan, plan, s3_key, wanted_state
@@ -33,6 +34,7 @@ def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws
     layers, functions = wanted_state(project, packaged.manifest, dist, names)
     artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]
     big = [s3_key(project, sha) for sha, size in artifacts if size > rules.DIRECT_UPLOAD_ZIP_BYTES]
+    _check_vpc_roles(project, names, aws, log)
     log(f"reading the state of {len(functions)} functions and {len(layers)} layers in {chosen}")
     remote = aws_mod.read_state(aws, layers, functions, project.alias, chosen, project.artifact_bucket, big)
     return Prepared(plan(project, layers, functions, remote, project.alias), chosen, packaged)
@@ -40,3 +42,19 @@ def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws
 
 def execute(project: Project, prepared: Prepared, aws: aws_mod.Aws, log: Log) -> list[StepResult]:
     return Executor(aws, prepared.region, project.artifact_bucket, log).run(prepared.plan)
+
+
+def _check_vpc_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws, log: Log) -> None:
+    """A VPC function's role must manage network interfaces, or Lambda refuses it at create time."""
+    roles = sorted({fn.role for fn in select(project, names) if fn.vpc is not None and fn.role})
+    for role in roles:
+        missing = aws_mod.missing_vpc_permissions(aws, role)
+        if missing is None:
+            log(f"warning: could not simulate the IAM policy of {role}; VPC permissions not checked")
+        elif missing:
+            raise ConfigError(
+                f"role {role} may not {', '.join(missing)}, which a function in a VPC needs",
+                where="role of the functions with vpc",
+                hint="attach the AWS managed policy AWSLambdaVPCAccessExecutionRole to the role, or allow "
+                     + ", ".join(aws_mod.VPC_ACTIONS) + ' on "*"',
+            )
