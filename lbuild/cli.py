@@ -97,18 +97,30 @@ def emit(document: dict[str, Any], human: Callable[[], None]) -> None:
         human()
 
 
+def _warnings_only(message: str) -> None:
+    if message.startswith("warning:") and not STATE.quiet:
+        _err(message)
+
+
 @contextmanager
 def progress(label: str) -> Iterator[Callable[[str], None]]:
-    """A spinner on a terminal; plain log lines otherwise; nothing with --quiet/--json."""
+    """A spinner on a terminal; plain log lines otherwise; only warnings with --json; nothing with --quiet."""
     if STATE.quiet or STATE.json:
-        yield lambda _: None
+        yield _warnings_only
         return
     if sys.stderr.isatty():
         from rich.console import Console
 
         console = Console(stderr=True)
         with console.status(label) as status:
-            yield lambda message: status.update(message)
+
+            def update(message: str) -> None:
+                if message.startswith("warning:"):
+                    console.print(message)
+                else:
+                    status.update(message)
+
+            yield update
         return
     yield info
 

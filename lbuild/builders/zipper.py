@@ -48,7 +48,7 @@ _EOCD64 = struct.Struct("<IQHHIIQQQQ")  # 56 bytes
 _LOCATOR64 = struct.Struct("<IIQI")  # 20 bytes
 _DOS_MIN = _dt.datetime(1980, 1, 1, tzinfo=_dt.timezone.utc)
 _DOS_MAX = _dt.datetime(2107, 12, 31, 23, 59, 58, tzinfo=_dt.timezone.utc)
-_BAD_PATH = re.compile(r"(^|/)\.{0,2}(/|$)|^/|[\\\x00]")
+_BAD_PATH = re.compile(r"(^|/)\.{0,2}(/|\Z)|^/|[\\\x00]")
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,8 @@ def _plan_resolution(
                 continue
             size = sum(packages[n].zip_bytes for n in names)
             remaining = len(key) - 1
-            extra = size * (remaining - 1) if remaining < min_functions else size
+            # Dissolving moves the layer's bytes into every user's bundle (one copy was stored before).
+            extra = size * remaining if remaining < min_functions else size
             options.append((extra, sorted(names), key, names))
         extra, _, key, names = min(options, key=lambda o: (o[0], o[1]))
         remaining_users = key - {fn_name}
