@@ -38,6 +38,7 @@ class IndexSettings:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    from_environment: bool = False  # index_url came from UV_*/PIP_INDEX_URL (a machine's mirror, not the project's)
 
     def fingerprint(self) -> str:
         return repr((self.index_url, self.extra_index_urls, self.find_links, self.no_index))
@@ -340,6 +341,7 @@ def _toml_error(exc: Exception, path: Path) -> ConfigError:
 def _parse_index(r: _Reader, project: Mapping[str, Any], root: Path, environ: Mapping[str, str]) -> IndexSettings:
     pkey = ("project",)
     index_url = r.get(project, "index_url", str, pkey)
+    from_environment = index_url is None
     if index_url is None:
         index_url = (environ.get("UV_DEFAULT_INDEX") or environ.get("UV_INDEX_URL") or environ.get("PIP_INDEX_URL")
                      or PYPI_SIMPLE)
@@ -352,7 +354,8 @@ def _parse_index(r: _Reader, project: Mapping[str, Any], root: Path, environ: Ma
     if no_index and not find_links:
         raise r.error("no_index = true needs find_links", (*pkey, "no_index"),
                       'add find_links = ["wheels"] (a directory of wheels), or drop no_index')
-    return IndexSettings(index_url, r.strings(project, "extra_index_urls", pkey) or (), find_links, no_index)
+    return IndexSettings(index_url, r.strings(project, "extra_index_urls", pkey) or (), find_links, no_index,
+                         from_environment)
 
 
 def _alias(r: _Reader, project: Mapping[str, Any]) -> str | None:

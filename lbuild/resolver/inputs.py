@@ -207,6 +207,7 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
             top.append(req)
             sources.update(path.parent / v for v in vias)
     extras = _extras_from_sources(sources)
+    files += sorted(source.resolve() for source in sources if source.is_file())  # edits to them re-lock too
     requirements = []
     for req in top:
         name = canonicalize_name(req.name)

@@ -83,7 +83,9 @@ def index_fingerprint(index: IndexSettings, root: Path) -> str:
             links.append(Path(link).relative_to(root).as_posix())
         except ValueError:
             links.append(link)
-    return repr((index.index_url, index.extra_index_urls, tuple(links), index.no_index))
+    # An index_url taken from the environment is a machine's mirror: a lock made through it is not stale elsewhere.
+    url = "<environment or default>" if index.from_environment else index.index_url
+    return repr((url, index.extra_index_urls, tuple(links), index.no_index))
 
 
 def group_fingerprint(group: Group, inputs: Mapping[str, RequirementInput], index: IndexSettings,
