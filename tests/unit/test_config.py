@@ -775,7 +775,7 @@ def test_defaults(root: Path) -> None:
     assert (fn.role, fn.package_type, fn.isolated, fn.exclude) == (None, "zip", False, DEFAULT_EXCLUDE)
     assert (fn.dockerfile, fn.base_image, fn.image_repository, fn.requirements) == (None, None, None, None)
     assert (project.region, project.artifact_bucket, project.alias, project.min_functions) == (None, None, None, 2)
-    assert project.index == config.IndexSettings()
+    assert project.index == config.IndexSettings(from_environment=True)
 
 
 def test_functions_keep_config_order_and_select(root: Path) -> None:

@@ -225,8 +225,8 @@ def test_pip_compile_lock_top_level_pins_hashes_and_extras(tmp_path: Path, lock_
     assert source.hashes["withextra"] == {H4}, "hashes are compared in lower case"
     assert source.origins["markerdemo==1.0"] == "fn/requirements.txt:" + str(
         1 + textwrap.dedent(lock_text).splitlines().index("markerdemo==1.0 \\"))
-    # the .in file read for extras is not a lock input file; the lock is
-    assert source.files == (tmp_path / "fn/requirements.txt",)
+    # the .in file read for extras is an input too: editing it makes lbuild.lock stale
+    assert source.files == (tmp_path / "fn/requirements.txt", (tmp_path / "fn/requirements.in").resolve())
 
 
 def test_pip_compile_lock_without_annotations_is_all_top_level(tmp_path: Path) -> None:
