@@ -93,7 +93,7 @@ class Aws:
                         attempt < _CONFLICT_RETRIES - 1:
                     time.sleep(min(8.0, 0.25 * 2**attempt))
                     continue
-                raise translate(exc, operation, resource) from None
+                raise translate(exc, operation, resource, role=kwargs.get("Role")) from None
             except botocore.exceptions.NoCredentialsError:
                 raise AwsError("no AWS credentials found", where=resource,
                                hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "
@@ -116,8 +116,12 @@ def _action(operation: str) -> str:
     return "".join(part.capitalize() for part in operation.split("_"))
 
 
-def translate(exc: botocore.exceptions.ClientError, operation: str, resource: str) -> AwsError:
-    """One lbuild error for an AWS refusal: the action, the resource, AWS's words, and a hint."""
+def translate(exc: botocore.exceptions.ClientError, operation: str, resource: str,
+              role: str | None = None) -> AwsError:
+    """One lbuild error for an AWS refusal: the action, the resource, AWS's words, and a hint.
+
+    ``role``: the execution role the call passed, named in the hint when AWS says it cannot assume it.
+    """
     error = exc.response.get("Error", {})
     code = error.get("Code", "Error")
     message = error.get("Message", str(exc))
@@ -126,7 +130,8 @@ def translate(exc: botocore.exceptions.ClientError, operation: str, resource: st
         hint = (f"the AWS identity may not call {_action(operation)}; grant it (templates/iam-policy.json lists "
                 "what lbuild needs) or use another profile")
     elif "role" in message.lower() and ("assume" in message.lower() or "role" in operation):
-        hint = "create the role (it must trust lambda.amazonaws.com) or fix `role` in lbuild.toml"
+        hint = (f"create the role {role} " if role else "create the role ") + \
+            "(it must trust lambda.amazonaws.com) or fix `role` in lbuild.toml"
     elif code == "NoSuchBucket" or "bucket does not exist" in message.lower():
         hint = "create the bucket (in the function's region) or fix artifact_bucket in lbuild.toml"
     elif code in ("TooManyRequestsException", "ThrottlingException"):

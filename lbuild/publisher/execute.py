@@ -117,7 +117,8 @@ class Executor:
 
     def _summary(self, failures: Sequence[LbuildError]) -> AwsError:
         done = [r.step.describe() for r in self.results if r.status == "done"]
-        pending = [r.step.describe() for r in self.results if r.status == "not run"]
+        pending = [f"{r.step.describe()} (failed)" for r in self.results if r.status == "failed"]
+        pending += [r.step.describe() for r in self.results if r.status == "not run"]
         first = failures[0]
         what = f"deploy stopped: {first.what}"
         if len(failures) > 1:
