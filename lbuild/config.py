@@ -383,6 +383,11 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
         raise r.error(f"function name '{full_name}' is not valid for Lambda", fkey,
                       "use letters, digits, '-' or '_', at most 64 characters with the project name")
 
+    if "edge" in table:
+        _check_edge_keys(r, table, fkey)
+        # Lambda@Edge takes no environment, layers or VPC and runs on x86_64 only: project-wide values of
+        # those keys apply to the other functions, not to this one.
+        project = {k: v for k, v in project.items() if k not in _EDGE_NOT_INHERITED}
     runtime = _setting(r, "runtime", str, table, project, fkey, "python3.12")
     if runtime not in rules.RUNTIMES:
         key = fkey if "runtime" in table else ("project",)
@@ -427,7 +432,7 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
     exclude = DEFAULT_EXCLUDE + (r.strings(project, "exclude", ("project",)) or ()) + \
         (r.strings(table, "exclude", fkey) or ())
 
-    return Function(
+    function = Function(
         name=name,
         handler=handler,
         source=source,
@@ -451,6 +456,57 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
         base_image=_setting(r, "base_image", str, table, project, fkey, "") or None,
         image_repository=r.get(table, "image_repository", str, fkey),
     )
+    if function.edge is not None:
+        _check_edge_limits(r, function, table, project, fkey)
+    return function
+
+
+_EDGE_NOT_INHERITED = ("environment", "layers", "vpc", "architecture")
+_EDGE_FORBIDDEN = {
+    "environment": "Lambda@Edge functions cannot have environment variables; put the values in the code or read "
+                   "them from SSM Parameter Store in us-east-1",
+    "layers": "Lambda@Edge functions cannot use layers; lbuild puts all their dependencies in their own zip",
+    "vpc": "Lambda@Edge functions cannot run in a VPC; remove vpc from this function",
+}
+
+
+def _check_edge_keys(r: _Reader, table: Mapping[str, Any], fkey: tuple[str, ...]) -> None:
+    """What a Lambda@Edge function may not set (exit 2, before anything is built)."""
+    for key, hint in _EDGE_FORBIDDEN.items():
+        if key in table:
+            raise r.error(f"Lambda@Edge function '{fkey[1]}' sets {key}", (*fkey, key), hint)
+    if table.get("architecture", "x86_64") != "x86_64":
+        raise r.error(f"Lambda@Edge function '{fkey[1]}' must run on x86_64, not {table['architecture']}",
+                      (*fkey, "architecture"), 'remove architecture or set architecture = "x86_64"')
+    if table.get("package_type", "zip") != "zip":
+        raise r.error(f"Lambda@Edge function '{fkey[1]}' cannot be a container image", (*fkey, "package_type"),
+                      'remove package_type (Lambda@Edge takes zip functions only)')
+
+
+def _check_edge_limits(r: _Reader, fn: Function, table: Mapping[str, Any], project: Mapping[str, Any],
+                       fkey: tuple[str, ...]) -> None:
+    assert fn.edge is not None
+    limits = rules.EDGE_LIMITS[fn.edge.event_type]
+    event = fn.edge.event_type
+
+    def where(key: str) -> tuple[str, ...]:
+        return (*fkey, key) if key in table else ("project", key) if key in project else (*fkey, "edge")
+
+    if fn.package_type != "zip":
+        raise r.error(f"Lambda@Edge function '{fn.name}' cannot be a container image", where("package_type"),
+                      'set package_type = "zip" for this function')
+    if not rules.RUNTIMES[fn.runtime].edge:
+        supported = ", ".join(n for n, rt in sorted(rules.RUNTIMES.items(), key=lambda kv: kv[1].python) if rt.edge)
+        raise r.error(f"Lambda@Edge does not support {fn.runtime}", where("runtime"), f"use one of {supported}")
+    if fn.memory > limits.memory_mb:
+        raise r.error(f"memory {fn.memory} MB is over the {limits.memory_mb} MB Lambda@Edge allows for {event}",
+                      where("memory"), f"set memory = {limits.memory_mb} or less for this function")
+    if fn.timeout > limits.timeout_s:
+        raise r.error(f"timeout {fn.timeout} s is over the {limits.timeout_s} s Lambda@Edge allows for {event}",
+                      where("timeout"), f"set timeout = {limits.timeout_s} or less for this function")
+    if fn.ephemeral_storage > 512:
+        raise r.error(f"ephemeral_storage {fn.ephemeral_storage} MB: Lambda@Edge allows 512 MB",
+                      where("ephemeral_storage"), "remove ephemeral_storage or set it to 512")
 
 
 def _runtime_order(name: str) -> tuple[int, int]:

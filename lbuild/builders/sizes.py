@@ -50,6 +50,9 @@ def function_sizes(project: Project, fn: Function, bundle: Built, layers: Sequen
         usages.append(Usage("zip size for direct upload", bundle.zip_bytes, rules.DIRECT_UPLOAD_ZIP_BYTES, "bytes"))
         usages += [Usage(f"zip size of layer {layer.name} for direct upload", layer.zip_bytes,
                          rules.DIRECT_UPLOAD_ZIP_BYTES, "bytes") for layer in layers]
+    if fn.edge is not None:
+        usages.append(Usage(f"zip size for Lambda@Edge {fn.edge.event_type}", bundle.zip_bytes,
+                            rules.EDGE_LIMITS[fn.edge.event_type].zip_bytes, "bytes"))
     merged: dict[str, int] = {}
     for artifact in (bundle, *layers):
         for name, size in artifact.contributions:
@@ -76,9 +79,11 @@ def check(sizes: Sequence[FunctionSizes]) -> None:
     biggest = ", ".join(f"{name} {size:,}" for name, size in fs.contributors)
     more = f"; {len(broken) - 1} more limit(s) broken" if len(broken) > 1 else ""
     what = f"{usage.limit} is {usage.value:,} {usage.unit}, over Lambda's {usage.maximum:,}{more}"
-    if usage.limit.startswith("unzipped"):
+    if usage.limit.startswith(("unzipped", "zip size for Lambda@Edge")):
         what += f". Biggest contributors (unzipped bytes): {biggest}"
     hint = _HINTS.get(usage.limit) or "set artifact_bucket in [project] so large zips go through S3"
+    if "Lambda@Edge" in usage.limit:
+        hint = "trim the function's dependencies, or use an origin-request/origin-response trigger (50 MB)"
     raise LimitError(what, where=f"function {fs.function}", hint=hint)
 
 
