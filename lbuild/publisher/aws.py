@@ -126,6 +126,9 @@ def translate(exc: botocore.exceptions.ClientError, operation: str, resource: st
     code = error.get("Code", "Error")
     message = error.get("Message", str(exc))
     hint = None
+    if operation == "head_bucket" and code in ("404", "NotFound", "NoSuchBucket"):
+        return AwsError(f"the artifact bucket does not exist (HeadBucket: {code})", where=resource,
+                        hint="create the bucket (in the function's region) or fix artifact_bucket in lbuild.toml")
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation") or "not authorized" in message:
         hint = (f"the AWS identity may not call {_action(operation)}; grant it (templates/iam-policy.json lists "
                 "what lbuild needs) or use another profile")
@@ -212,6 +215,8 @@ def object_exists(aws: Aws, bucket: str, key: str, region: str) -> bool:
 def read_state(aws: Aws, layers: Sequence[WantedLayer], functions: Sequence[WantedFunction], alias: str | None,
                region: str, bucket: str | None, big_keys: Sequence[str], workers: int = 8) -> RemoteState:
     """Read, in parallel, everything the planner compares against."""
+    if bucket and big_keys:
+        aws.call("s3", "head_bucket", f"s3://{bucket}", region, Bucket=bucket)  # a missing bucket fails the plan
     with ThreadPoolExecutor(max_workers=workers) as pool:
         fn_futures = {f.name: pool.submit(read_function, aws, f.name, alias, region) for f in functions}
         layer_futures = {layer.name: pool.submit(find_layer, aws, layer, region) for layer in layers}

@@ -45,7 +45,15 @@ class FunctionConfig:
         out = []
         for name in self.__dataclass_fields__:
             old, new = getattr(self, name), getattr(other, name)
-            if old != new:
+            if old == new:
+                continue
+            if name == "environment":  # values may be secrets: name the keys only
+                before, after = dict(old), dict(new)
+                changes = [f"+{k}" for k in sorted(after.keys() - before.keys())]
+                changes += [f"~{k}" for k in sorted(before.keys() & after.keys()) if before[k] != after[k]]
+                changes += [f"-{k}" for k in sorted(before.keys() - after.keys())]
+                out.append(f"environment {' '.join(changes)}")
+            else:
                 out.append(f"{name} {_show(old)} -> {_show(new)}")
         return out
 

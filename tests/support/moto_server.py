@@ -38,6 +38,22 @@ def _post(url: str, body: dict[str, Any] | None = None) -> None:
         response.read()
 
 
+def _warm_up(url: str) -> None:
+    """One request per service, one at a time, before any test runs requests in parallel.
+
+    moto builds each service's URL router on its first request, with ``ast.parse``; on CPython 3.11,
+    two threads doing that at once can fail with "SystemError: AST constructor recursion depth
+    mismatch", which moto answers with HTTP 500 (botocore then retries it, so counts of HTTP requests
+    would be off by one).
+    """
+    helper = MotoAws(url)
+    helper.lambda_.list_functions()
+    helper.lambda_.list_layers()
+    helper.s3.list_buckets()
+    helper.iam.list_roles()
+    helper.client("sts").get_caller_identity()
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of a moto server that lives for the whole session."""
@@ -49,6 +65,7 @@ def moto_endpoint() -> Iterator[str]:
     url = f"http://{host}:{port}"
     try:
         _post(f"{url}/moto-api/config", {"lambda": {"use_docker": False}})
+        _warm_up(url)
         yield url
     finally:
         server.stop()

@@ -1,0 +1,696 @@
+"""``lbuild deploy`` / ``lbuild plan`` end to end against moto in server mode on 127.0.0.1.
+
+The CLI runs in-process (``lbuild.cli.main`` with ``sys.argv``, stdout/stderr captured, exit code from
+``SystemExit``), so each AWS request can be counted twice: by lbuild itself (the ``requests`` block of
+``--json``) and independently by hooks this module adds to every boto3 session lbuild opens
+(``provide-client-params`` records each call with its parameters, ``before-send`` each HTTP request).
+One test runs ``python -m lbuild`` in a subprocess to check the real entry point and its stdout.
+
+moto does not check Lambda's limits, RevisionId or update states and cannot throttle (see
+``../shared/lambda-facts.md`` §9); the throttling tests therefore use botocore's Stubber or an injected
+error response, and say so.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.stub import Stubber
+
+import lbuild.cli as cli
+from lbuild.errors import AwsError
+from lbuild.publisher import aws as aws_mod
+from tests.support.moto_server import MotoAws
+from tests.support.wheelfactory import WheelSpec, build_wheel
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "demo"
+ALIAS = "live"
+BUCKET = "demo-artifacts"
+READ_PREFIXES = ("Get", "List", "Head", "Describe", "Simulate")
+UPLOAD_OPERATIONS = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+
+#: Requirements of the demo functions. alpha is shared by the three arm64 functions, beta by orders and
+#: users, gamma by users and reports: three shared layers, each attached by a different set of functions.
+#: legacy is alone on its target (python3.11 x86_64), so its packages stay in its bundle.
+FUNCTIONS: dict[str, str] = {
+    "orders": "alpha\nbeta\n",
+    "users": "alpha\nbeta\ngamma\n",
+    "reports": "alpha\ngamma\n",
+    "legacy": "alpha\ndelta\n",
+}
+WHEELS = (WheelSpec("alpha", "1.0"), WheelSpec("beta", "1.0"), WheelSpec("gamma", "1.0"), WheelSpec("delta", "1.0"))
+
+
+# --- running the CLI in-process, with independent request counting -----------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """API parameters without payloads: bytes and file objects become short placeholders."""
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+@dataclass
+class Recorder:
+    """Every API call (with its parameters) and every HTTP request of every boto3 session lbuild opens."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    sent: Counter[str] = field(default_factory=Counter)
+    before_call: list[Callable[..., Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, session: Any) -> None:
+        session.events.register("provide-client-params", self._params)
+        session.events.register("before-send", self._send)
+        for handler in self.before_call:
+            session.events.register("before-call", handler)
+
+    def _params(self, params: Mapping[str, Any], event_name: str, **_: Any) -> None:
+        operation = ".".join(event_name.split(".")[1:3])
+        with self._lock:
+            self.calls.append((operation, _plain(params)))
+
+    def _send(self, event_name: str, **_: Any) -> None:
+        with self._lock:
+            self.sent[".".join(event_name.split(".")[1:3])] += 1
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    recorder: Recorder
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)  # fails unless stdout is exactly one JSON document
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(op for op, _ in self.recorder.calls)
+
+    @property
+    def writes(self) -> int:
+        return sum(n for op, n in self.counts.items() if not op.split(".")[1].startswith(READ_PREFIXES))
+
+    @property
+    def reads(self) -> int:
+        return sum(self.counts.values()) - self.writes
+
+    def params(self, operation: str) -> list[dict[str, Any]]:
+        """Parameters of each call of ``service.Operation``."""
+        return [p for op, p in self.recorder.calls if op == operation]
+
+    def touched(self, operation: str) -> set[str]:
+        """The FunctionName of each call of a ``lambda.*`` operation."""
+        return {p["FunctionName"] for p in self.params(f"lambda.{operation}")}
+
+    def uploads(self) -> int:
+        return sum(n for op, n in self.counts.items() if op.split(".")[1] in UPLOAD_OPERATIONS)
+
+
+RunCli = Callable[..., Run]
+
+
+@pytest.fixture()
+def run_cli(monkeypatch: pytest.MonkeyPatch) -> RunCli:
+    """``run_cli(cwd, *args, before_call=[...])``: ``lbuild ARGS`` in-process, as ``python -m lbuild`` runs."""
+    original_init = aws_mod.Aws.__init__
+
+    def run(cwd: Path, *args: str, before_call: tuple[Callable[..., Any], ...] = ()) -> Run:
+        recorder = Recorder(before_call=list(before_call))
+
+        def init(self: aws_mod.Aws, *a: Any, **k: Any) -> None:
+            original_init(self, *a, **k)
+            recorder.attach(self.session)
+
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as mp:
+            mp.setattr(aws_mod.Aws, "__init__", init)
+            mp.setattr(cli, "STATE", cli.Settings())  # global options must not leak from one run to the next
+            mp.setattr(sys, "argv", ["lbuild", *args])
+            mp.chdir(cwd)
+            with redirect_stdout(out), redirect_stderr(err):
+                try:
+                    cli.main()
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return Run(code, out.getvalue(), err.getvalue(), recorder)
+
+    return run
+
+
+# --- the demo project -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deploy_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("deploy-wheels")
+    for spec in WHEELS:
+        build_wheel(spec, directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def big_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ~55 MB wheel of incompressible bytes: its function's zip is over the direct-upload limit."""
+    directory = tmp_path_factory.mktemp("big-wheels")
+    blob = random.Random(5).randbytes(55 * 1024 * 1024)
+    build_wheel(WheelSpec("bigdata", "1.0", files={"bigdata/__init__.py": b"", "bigdata/blob.bin": blob}), directory)
+    return directory
+
+
+@dataclass
+class Demo:
+    """The demo project on disk, and ``run`` for the CLI in its folder."""
+
+    root: Path
+    aws: MotoAws
+    wheelhouse: Path
+    run_cli: RunCli
+    role: str = ""
+    memory: Mapping[str, int] = field(default_factory=dict)  # per-function memory overrides
+    roles: Mapping[str, str] = field(default_factory=dict)  # per-function role overrides
+    bucket: str | None = None
+    extra_links: tuple[Path, ...] = ()
+    extra_functions: Mapping[str, str] = field(default_factory=dict)
+
+    def write(self) -> Demo:
+        links = ", ".join(f'"{p}"' for p in (self.wheelhouse, *self.extra_links))
+        lines = ["[project]", f'name = "{PROJECT}"', 'runtime = "python3.12"', 'architecture = "arm64"',
+                 'region = "eu-west-1"', f'alias = "{ALIAS}"', f"find_links = [{links}]", "no_index = true",
+                 "memory = 256", "timeout = 10", 'environment = { STAGE = "test" }']
+        if self.role:
+            lines.append(f'role = "{self.role}"')
+        if self.bucket:
+            lines.append(f'artifact_bucket = "{self.bucket}"')
+        for name, requirements in {**FUNCTIONS, **self.extra_functions}.items():
+            source = self.root / "functions" / name
+            source.mkdir(parents=True, exist_ok=True)
+            if not (source / "app.py").exists():
+                (source / "app.py").write_text(f"def handler(event, context):\n    return {name!r}\n", encoding="utf-8")
+            (source / "requirements.txt").write_text(requirements, encoding="utf-8")
+            lines += ["", f"[functions.{name}]", 'handler = "app.handler"', f'source = "functions/{name}"',
+                      f'requirements = "functions/{name}/requirements.txt"',
+                      f'environment = {{ FUNCTION = "{name}" }}']
+            if name == "legacy":
+                lines += ['runtime = "python3.11"', 'architecture = "x86_64"', "timeout = 30"]
+            if name in self.memory:
+                lines.append(f"memory = {self.memory[name]}")
+            if name in self.roles:
+                lines.append(f'role = "{self.roles[name]}"')
+        (self.root / "lbuild.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return self
+
+    def run(self, *args: str, before_call: tuple[Callable[..., Any], ...] = ()) -> Run:
+        return self.run_cli(self.root, *args, before_call=before_call)
+
+    def deploy(self, *args: str) -> Run:
+        """``lbuild deploy --json`` that must succeed."""
+        result = self.run("deploy", "--json", *args)
+        assert result.code == 0, result.stderr
+        return result
+
+    def manifest(self) -> dict[str, Any]:
+        return dict(json.loads((self.root / "dist" / "manifest.json").read_text(encoding="utf-8")))
+
+    @property
+    def names(self) -> list[str]:
+        return [*FUNCTIONS, *self.extra_functions]
+
+    def alias_version(self, name: str) -> str | None:
+        try:
+            return str(self.aws.lambda_.get_alias(FunctionName=f"{PROJECT}-{name}", Name=ALIAS)["FunctionVersion"])
+        except self.aws.lambda_.exceptions.ResourceNotFoundException:
+            return None
+
+    def versions(self, name: str) -> list[str]:
+        found = self.aws.lambda_.list_versions_by_function(FunctionName=f"{PROJECT}-{name}")["Versions"]
+        return sorted(v["Version"] for v in found if v["Version"] != "$LATEST")
+
+    def functions(self) -> set[str]:
+        return {f["FunctionName"] for f in self.aws.lambda_.list_functions()["Functions"]}
+
+
+@pytest.fixture()
+def demo(tmp_path: Path, aws_env: MotoAws, deploy_wheels: Path, run_cli: RunCli) -> Demo:
+    return Demo(tmp_path / "demo", aws_env, deploy_wheels, run_cli, role=aws_env.role_arn).write()
+
+
+def _fn(name: str) -> str:
+    return f"{PROJECT}-{name}"
+
+
+def _requests_match(result: Run) -> None:
+    """lbuild's own count equals the count of the hooks, call by call.
+
+    HTTP requests (``before-send``) can only be more: botocore retries a transient error of the fake
+    (an HTTP 500) without lbuild seeing a second call.
+    """
+    document = result.json()["requests"]
+    assert Counter(document["by_operation"]) == result.counts
+    assert (document["reads"], document["writes"]) == (result.reads, result.writes)
+    assert set(result.recorder.sent) == set(result.counts)
+    assert all(result.recorder.sent[op] >= n for op, n in result.counts.items())
+
+
+# --- first deploy ------------------------------------------------------------------------------------------
+
+
+def test_first_deploy_creates_layers_functions_versions_and_aliases(demo: Demo) -> None:
+    result = demo.deploy()
+    manifest = demo.manifest()
+    lam = demo.aws.lambda_
+
+    assert len(manifest["layers"]) == 3, "alpha, beta and gamma each go to a layer of their own"
+    arns = {}
+    for layer in manifest["layers"]:
+        versions = lam.list_layer_versions(LayerName=layer["name"])["LayerVersions"]
+        assert [v["Version"] for v in versions] == [1]
+        got = lam.get_layer_version(LayerName=layer["name"], VersionNumber=1)
+        assert got["Description"] == f"lbuild sha256:{layer['sha256']}"
+        assert got["CompatibleRuntimes"] == ["python3.12"]
+        assert got["CompatibleArchitectures"] == ["arm64"]
+        assert got["Content"]["CodeSha256"] == layer["code_sha256"]
+        arns[layer["name"]] = got["LayerVersionArn"]
+
+    assert demo.functions() == {_fn(n) for n in FUNCTIONS}
+    for entry in manifest["functions"]:
+        name = entry["name"]
+        got = lam.get_function(FunctionName=_fn(name))
+        config = got["Configuration"]
+        legacy = name == "legacy"
+        assert config["Runtime"] == ("python3.11" if legacy else "python3.12")
+        assert config["Architectures"] == (["x86_64"] if legacy else ["arm64"])
+        assert config["Handler"] == "app.handler"
+        assert config["MemorySize"] == 256
+        assert config["Timeout"] == (30 if legacy else 10)
+        assert config["Environment"]["Variables"] == {"STAGE": "test", "FUNCTION": name}
+        assert config["Role"] == demo.aws.role_arn
+        assert config["CodeSha256"] == entry["code_sha256"]
+        assert [layer["Arn"] for layer in config.get("Layers") or []] == [arns[n] for n in entry["layers"]]
+        assert got["Tags"]["lbuild:project"] == PROJECT
+        assert got["Tags"]["lbuild:function"] == name
+        assert demo.versions(name) == ["1"]
+        assert demo.alias_version(name) == "1"
+    assert [len(manifest_fn["layers"]) for manifest_fn in manifest["functions"]] == [2, 3, 2, 0]
+
+    counts = result.counts
+    assert counts["lambda.PublishLayerVersion"] == 3
+    assert counts["lambda.CreateFunction"] == counts["lambda.PublishVersion"] == counts["lambda.CreateAlias"] == 4
+    assert result.writes == 15
+    # aliases move last: every CreateAlias comes after the last write to any function
+    order = [op for op, _ in result.recorder.calls if not op.split(".")[1].startswith(READ_PREFIXES)]
+    assert set(order[-4:]) == {"lambda.CreateAlias"} and "lambda.CreateAlias" not in order[:-4]
+    _requests_match(result)
+    document = result.json()
+    assert document["changes"] == 15
+    assert {step["status"] for step in document["steps"]} == {"done"}
+
+
+# --- no-op deploy ------------------------------------------------------------------------------------------
+
+
+def test_second_deploy_writes_nothing_and_plan_is_clean(demo: Demo, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    demo.deploy()
+    again = demo.deploy()
+    assert again.writes == 0
+    assert again.json()["requests"]["writes"] == 0
+    assert again.json()["changes"] == 0
+    assert again.reads <= 3 * len(FUNCTIONS), again.counts
+    _requests_match(again)
+
+    plan = demo.run("plan")
+    assert plan.code == 0, plan.stderr
+    assert "everything is up to date" in plan.stderr
+    assert plan.writes == 0
+
+    # a second machine: no dist/, an empty build cache, the same commit (lbuild.lock included)
+    shutil.rmtree(demo.root / "dist")
+    monkeypatch.setenv("LBUILD_CACHE_DIR", str(tmp_path / "other-machine-cache"))
+    fresh = demo.run("plan", "--json")
+    assert fresh.code == 0, fresh.stdout + fresh.stderr
+    assert fresh.json()["changes"] == 0
+    assert fresh.writes == 0 and fresh.reads <= 3 * len(FUNCTIONS)
+
+
+# --- targeted updates --------------------------------------------------------------------------------------
+
+
+def test_changed_source_updates_exactly_that_function(demo: Demo) -> None:
+    demo.deploy()
+    before = {n: demo.aws.lambda_.get_function(FunctionName=_fn(n))["Configuration"] for n in FUNCTIONS}
+    (demo.root / "functions" / "users" / "app.py").write_text("def handler(event, context):\n    return 2\n")
+
+    result = demo.deploy()
+    assert result.touched("UpdateFunctionCode") == {_fn("users")}
+    assert result.touched("UpdateFunctionConfiguration") == set()
+    assert result.touched("PublishVersion") == {_fn("users")}
+    assert result.touched("UpdateAlias") == {_fn("users")}
+    assert result.counts["lambda.PublishLayerVersion"] == result.counts["lambda.CreateFunction"] == 0
+    assert result.writes == 3
+
+    new_sha = next(f["code_sha256"] for f in demo.manifest()["functions"] if f["name"] == "users")
+    assert new_sha != before["users"]["CodeSha256"]
+    assert demo.aws.lambda_.get_function(FunctionName=_fn("users"))["Configuration"]["CodeSha256"] == new_sha
+    assert demo.versions("users") == ["1", "2"]
+    assert demo.alias_version("users") == "2"
+    for name in ("orders", "reports", "legacy"):
+        assert demo.versions(name) == ["1"]
+        assert demo.alias_version(name) == "1"
+        assert demo.aws.lambda_.get_function(FunctionName=_fn(name))["Configuration"] == before[name]
+
+
+def test_bumped_shared_package_republishes_its_layer_and_updates_its_users(demo: Demo, tmp_path: Path) -> None:
+    wheelhouse = tmp_path / "wheelhouse"
+    shutil.copytree(demo.wheelhouse, wheelhouse)
+    demo.wheelhouse = wheelhouse
+    demo.write().deploy()
+    old_layers = {tuple(layer["packages"]): layer["name"] for layer in demo.manifest()["layers"]}
+
+    build_wheel(WheelSpec("gamma", "2.0"), wheelhouse)
+    lock = demo.run("lock", "--upgrade", "gamma")
+    assert lock.code == 0, lock.stderr
+    result = demo.deploy()
+
+    manifest = demo.manifest()
+    new_layers = {tuple(layer["packages"]): layer["name"] for layer in manifest["layers"]}
+    assert set(new_layers) == {("alpha==1.0",), ("beta==1.0",), ("gamma==2.0",)}
+    assert old_layers[("gamma==1.0",)] != new_layers[("gamma==2.0",)]
+    published = [p["LayerName"] for p in result.params("lambda.PublishLayerVersion")]
+    assert published == [new_layers[("gamma==2.0",)]]
+
+    users_of_gamma = {_fn("users"), _fn("reports")}
+    assert result.touched("UpdateFunctionConfiguration") == users_of_gamma
+    assert result.touched("UpdateFunctionCode") == set()
+    assert result.touched("PublishVersion") == users_of_gamma
+    assert result.touched("UpdateAlias") == users_of_gamma
+    new_arn = demo.aws.lambda_.list_layer_versions(LayerName=new_layers[("gamma==2.0",)])["LayerVersions"][0][
+        "LayerVersionArn"]
+    for entry in manifest["functions"]:
+        name = entry["name"]
+        config = demo.aws.lambda_.get_function(FunctionName=_fn(name))["Configuration"]
+        arns = [layer["Arn"] for layer in config.get("Layers") or []]
+        if _fn(name) in users_of_gamma:
+            assert new_arn in arns and len(arns) == len(entry["layers"])
+            assert demo.alias_version(name) == "2"
+        else:
+            assert new_arn not in arns
+            assert demo.alias_version(name) == "1"
+            assert demo.versions(name) == ["1"]
+
+
+def test_configuration_change_only_updates_configuration(demo: Demo) -> None:
+    demo.deploy()
+    demo.memory = {"orders": 512}
+    demo.write()
+
+    plan = demo.run("plan")
+    assert plan.code == 10, plan.stderr
+    assert "memory 256 -> 512" in plan.stderr
+    assert plan.writes == 0
+    plan_json = demo.run("plan", "--json")
+    assert plan_json.code == 10
+    update = [s for s in plan_json.json()["steps"] if s["action"] == "UpdateConfig"]
+    assert [(s["what"], s["reason"]) for s in update] == [(f"update configuration of {_fn('orders')}",
+                                                          "memory 256 -> 512")]
+
+    result = demo.deploy()
+    assert result.touched("UpdateFunctionConfiguration") == {_fn("orders")}
+    assert [p["MemorySize"] for p in result.params("lambda.UpdateFunctionConfiguration")] == [512]
+    assert result.touched("UpdateFunctionCode") == set()
+    assert result.touched("UpdateAlias") == {_fn("orders")}
+    assert demo.aws.lambda_.get_function(FunctionName=_fn("orders"))["Configuration"]["MemorySize"] == 512
+    assert demo.alias_version("orders") == "2"
+    assert demo.run("plan").code == 0
+
+
+# --- big artifacts through S3 ----------------------------------------------------------------------------
+
+
+def test_artifact_over_direct_upload_limit_goes_through_s3(demo: Demo, big_wheels: Path) -> None:
+    demo.aws.create_bucket(BUCKET)
+    demo.bucket = BUCKET
+    demo.extra_links = (big_wheels,)
+    demo.extra_functions = {"media": "bigdata\n"}
+    demo.write()
+
+    first = demo.deploy()
+    entry = next(f for f in demo.manifest()["functions"] if f["name"] == "media")
+    assert entry["zip_bytes"] > 52_428_800
+    key = f"lbuild/{PROJECT}/{entry['sha256']}.zip"
+    assert demo.aws.s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == entry["zip_bytes"]
+    created = {p["FunctionName"]: p["Code"] for p in first.params("lambda.CreateFunction")}
+    assert created[_fn("media")] == {"S3Bucket": BUCKET, "S3Key": key}
+    assert all("ZipFile" in code for name, code in created.items() if name != _fn("media"))
+    config = demo.aws.lambda_.get_function(FunctionName=_fn("media"))["Configuration"]
+    assert config["CodeSha256"] == entry["code_sha256"]
+    assert first.uploads() > 0
+    assert demo.alias_version("media") == "1"
+
+    again = demo.deploy()
+    assert again.writes == 0 and again.uploads() == 0
+    assert again.reads <= 3 * len(demo.names)
+
+    # the object is there already: a re-created function points at it without uploading again
+    demo.aws.lambda_.delete_function(FunctionName=_fn("media"))
+    recreate = demo.deploy()
+    assert recreate.uploads() == 0
+    assert [p["Code"] for p in recreate.params("lambda.CreateFunction")] == [{"S3Bucket": BUCKET, "S3Key": key}]
+    steps = recreate.json()["steps"]
+    assert any(s["action"] == "Unchanged" and s["reason"] == f"s3://{BUCKET}/{key} already uploaded" for s in steps)
+
+
+# --- failures ------------------------------------------------------------------------------------------------
+
+
+def test_missing_bucket_is_a_clear_error_and_creates_no_function(demo: Demo, big_wheels: Path) -> None:
+    demo.bucket = "no-such-bucket-here"
+    demo.extra_links = (big_wheels,)
+    demo.extra_functions = {"media": "bigdata\n"}
+    demo.write()
+
+    result = demo.run("deploy", "--yes")
+    assert result.code == 6, result.stderr
+    assert "no-such-bucket-here" in result.stderr
+    assert "artifact bucket does not exist" in result.stderr  # found while reading the state: nothing written
+    assert "hint: create the bucket" in result.stderr and "artifact_bucket" in result.stderr
+    assert demo.functions() == set()
+    assert result.counts["lambda.CreateFunction"] == 0
+
+
+def test_missing_role_is_named_with_a_hint(demo: Demo) -> None:
+    missing = demo.aws.role_arn_for("not-a-role")
+    demo.role = missing
+    demo.write()
+
+    result = demo.run("deploy", "--json")
+    assert result.code == 6
+    error = result.json()
+    assert error["exit_code"] == 6
+    assert "CreateFunction" in error["error"] and "role" in error["error"]
+    assert f"create the role {missing} " in error["hint"] and "`role` in lbuild.toml" in error["hint"]
+    assert "error: deploy stopped" in result.stderr and f"hint: create the role {missing}" in result.stderr
+    assert demo.functions() == set()
+
+
+def test_function_failing_half_way_moves_no_alias_and_a_rerun_finishes(demo: Demo) -> None:
+    demo.roles = {"legacy": demo.aws.role_arn_for("legacy-role")}
+    demo.write()
+
+    failed = demo.run("deploy", "--json")
+    assert failed.code == 6, failed.stderr
+    error = failed.json()
+    assert failed.stderr.startswith("error: deploy stopped: AWS refused CreateFunction")
+    assert error["where"] == f"function {_fn('legacy')}"
+    message = error["error"]
+    done, not_done = message.split(". Done: ")[1].split(". Not done: ")
+    # 3 layers, 3 functions created, 3 versions published: six named, the rest counted
+    assert done.endswith(" and 3 more") and done.count(", ") == 5
+    assert not_done.split(", ")[0] == f"create function {_fn('legacy')} (failed)"
+    assert sorted(not_done.split(", ")[1:]) == sorted(
+        [f"create alias {ALIAS} of {_fn(n)}" for n in FUNCTIONS] + [f"publish a version of {_fn('legacy')}"])
+    assert demo.aws.role_arn_for("legacy-role") in error["hint"], "the hint names the role"
+    message = error["hint"]
+    assert "no alias was moved" in message
+    assert failed.counts["lambda.CreateAlias"] == failed.counts["lambda.UpdateAlias"] == 0
+    assert demo.functions() == {_fn(n) for n in ("orders", "users", "reports")}
+    for name in ("orders", "users", "reports"):
+        assert demo.versions(name) == ["1"]
+        assert demo.alias_version(name) is None
+
+    demo.aws.create_role("legacy-role")
+    rerun = demo.deploy()
+    assert rerun.touched("CreateFunction") == {_fn("legacy")}
+    assert rerun.touched("UpdateFunctionCode") == rerun.touched("UpdateFunctionConfiguration") == set()
+    assert rerun.counts["lambda.PublishLayerVersion"] == 0
+    assert rerun.touched("CreateAlias") == {_fn(n) for n in FUNCTIONS}
+    for name in FUNCTIONS:
+        assert demo.versions(name) == ["1"], "a re-run publishes no redundant version"
+        assert demo.alias_version(name) == "1"
+    assert demo.run("plan").code == 0
+
+
+def test_no_role_is_a_configuration_error(demo: Demo) -> None:
+    demo.role = ""
+    demo.write()
+    result = demo.run("deploy", "--yes")
+    assert result.code == 2, result.stderr
+    assert "has no role" in result.stderr and "hint: set role" in result.stderr
+    assert result.recorder.calls == []
+    assert demo.run("plan").code == 2
+
+
+# --- throttling (moto cannot throttle) ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def offline_aws(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Fake credentials and an endpoint nobody listens on; ``time.sleep`` of the retries recorded, not slept."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    slept: list[float] = []
+    monkeypatch.setattr(aws_mod.time, "sleep", slept.append)
+    return slept
+
+
+GET_FUNCTION = {"Configuration": {"FunctionName": "demo-x", "CodeSha256": "abc"}}
+
+
+def test_call_retries_throttling_and_conflicts_then_succeeds(offline_aws: list[float]) -> None:
+    """Stubber, because a real moto server cannot throttle nor report an update in progress."""
+    aws = aws_mod.Aws()
+    client = aws.client("lambda")
+    with Stubber(client) as stubber:
+        stubber.add_client_error("get_function", "TooManyRequestsException", "Rate exceeded", 429)
+        stubber.add_client_error("get_function", "TooManyRequestsException", "Rate exceeded", 429)
+        stubber.add_client_error("get_function", "ResourceConflictException", "An update is in progress", 409)
+        stubber.add_response("get_function", GET_FUNCTION, {"FunctionName": "demo-x"})
+        assert aws.call("lambda", "get_function", "function demo-x", FunctionName="demo-x") == GET_FUNCTION
+        stubber.assert_no_pending_responses()
+    assert offline_aws == [0.25, 0.5, 1.0], "backs off, doubling"
+
+
+def test_call_gives_up_after_too_much_throttling(offline_aws: list[float]) -> None:
+    """Stubber, because a real moto server cannot throttle."""
+    aws = aws_mod.Aws()
+    client = aws.client("lambda")
+    with Stubber(client) as stubber:
+        for _ in range(aws_mod._CONFLICT_RETRIES):
+            stubber.add_client_error("publish_version", "TooManyRequestsException", "Rate exceeded", 429)
+        with pytest.raises(AwsError) as caught:
+            aws.call("lambda", "publish_version", "function demo-x", FunctionName="demo-x")
+        stubber.assert_no_pending_responses()
+    error = caught.value
+    assert error.exit_code == 6
+    assert "PublishVersion" in error.what and "TooManyRequestsException" in error.what
+    assert error.where == "function demo-x"
+    assert error.hint is not None and "throttled" in error.hint
+    assert len(offline_aws) == aws_mod._CONFLICT_RETRIES - 1
+    assert offline_aws == sorted(offline_aws) and max(offline_aws) <= 8.0
+
+
+def _throttle(operation: str, function: str, times: int | None) -> Callable[..., Any]:
+    """A before-call hook answering ``operation`` on ``function`` with 429 (``times`` times, None = always)."""
+    left = [times]
+    lock = threading.Lock()
+
+    def hook(event_name: str, params: Mapping[str, Any], **_: Any) -> Any:
+        if not event_name.endswith(f".{operation}") or f"/functions/{function}/" not in params["url_path"] + "/":
+            return None
+        with lock:
+            if left[0] is not None:
+                if left[0] == 0:
+                    return None
+                left[0] -= 1
+        parsed = {"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
+                  "ResponseMetadata": {"HTTPStatusCode": 429}}
+        return AWSResponse(params["url"], 429, {}, None), parsed
+
+    return hook
+
+
+def test_deploy_rides_out_throttling_and_fails_cleanly_when_it_persists(
+        demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto cannot throttle: a before-call hook (what Stubber does) answers 429 for one function's calls,
+    while every other request goes to the moto server."""
+    slept: list[float] = []
+    monkeypatch.setattr(aws_mod.time, "sleep", slept.append)
+
+    stubborn = demo.run("deploy", "--yes", before_call=(_throttle("PublishVersion", _fn("users"), None),))
+    assert stubborn.code == 6, stubborn.stderr
+    assert "TooManyRequestsException" in stubborn.stderr
+    assert "throttled" in stubborn.stderr and "no alias was moved" in stubborn.stderr
+    assert len(slept) == aws_mod._CONFLICT_RETRIES - 1
+    assert all(demo.alias_version(n) is None for n in FUNCTIONS)
+
+    transient = demo.run("deploy", "--json", before_call=(_throttle("CreateAlias", _fn("orders"), 2),))
+    assert transient.code == 0, transient.stderr
+    assert all(demo.alias_version(n) == "1" for n in FUNCTIONS)
+    assert transient.counts["lambda.CreateAlias"] == len(FUNCTIONS) + 2
+    assert transient.json()["requests"]["by_operation"]["lambda.CreateAlias"] == len(FUNCTIONS) + 2
+
+
+# --- plan == deploy --dry-run, one JSON document --------------------------------------------------------------
+
+
+def _subprocess(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, "-m", "lbuild", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def _steps(completed: subprocess.CompletedProcess[str]) -> Any:
+    document = json.loads(completed.stdout)  # exactly one JSON document on stdout
+    return document["changes"], document["steps"]
+
+
+def test_dry_run_equals_plan_and_json_is_one_document(demo: Demo) -> None:
+    plan = _subprocess(demo.root, "plan", "--json")
+    dry = _subprocess(demo.root, "deploy", "--dry-run", "--json")
+    assert plan.returncode == dry.returncode == 10, plan.stderr + dry.stderr
+    assert _steps(plan) == _steps(dry)
+    assert _steps(plan)[0] == 15
+    assert demo.functions() == set(), "--dry-run changes nothing"
+    assert demo.aws.lambda_.list_layers()["Layers"] == []
+
+    deployed = _subprocess(demo.root, "deploy", "--json")
+    assert deployed.returncode == 0, deployed.stderr
+    assert json.loads(deployed.stdout)["changes"] == 15
+
+    plan = _subprocess(demo.root, "plan", "--json")
+    dry = _subprocess(demo.root, "deploy", "--dry-run", "--json")
+    assert plan.returncode == dry.returncode == 0
+    assert _steps(plan) == _steps(dry)
+    assert _steps(plan)[0] == 0
+
