@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import botocore.parsers
 from botocore.config import Config
 
 from lbuild import __version__
@@ -101,7 +102,7 @@ class Aws:
             except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionError) as exc:
                 raise AwsError(f"cannot reach AWS for {_action(operation)}: {exc}", where=resource,
                                hint="check the network, AWS_ENDPOINT_URL and the region") from None
-            except botocore.exceptions.BotoCoreError as exc:
+            except (botocore.exceptions.BotoCoreError, botocore.parsers.ResponseParserError) as exc:
                 raise AwsError(f"{_action(operation)} failed: {exc}", where=resource) from None
         raise AssertionError("unreachable")
 

@@ -3,3 +3,6 @@
 from tests.support.moto_server import aws_env, moto_endpoint
 
 __all__ = ["aws_env", "moto_endpoint"]
+
+# The deploy demo project (defined with its tests) serves the prune tests too.
+from tests.integration.test_deploy import demo, deploy_wheels, run_cli  # noqa: F401
