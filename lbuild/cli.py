@@ -326,6 +326,7 @@ def deploy(
     functions: Annotated[list[str] | None, typer.Argument(help="Only these functions.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `lbuild plan`).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until CloudFront has deployed Edge changes.")] = False,
     out: OutOpt = None,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
@@ -352,7 +353,7 @@ def deploy(
     results = []
     if plan.changes:
         with progress("deploying") as log:
-            results = execute(project, prepared, aws, log)
+            results = execute(project, prepared, aws, log, wait=wait)
     seconds = time.perf_counter() - started
     document = {"region": prepared.region, "changes": len(plan.changes), "seconds": round(seconds, 3),
                 "steps": [r.as_dict() for r in results] or prepared.plan.as_dict()["steps"],

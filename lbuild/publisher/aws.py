@@ -12,8 +12,9 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -23,6 +24,7 @@ from botocore.config import Config
 
 from lbuild import __version__
 from lbuild.errors import AwsError, ConfigError
+from lbuild.publisher import edge
 from lbuild.publisher.plan import (
     LAYER_DESCRIPTION,
     RemoteFunction,
@@ -31,6 +33,7 @@ from lbuild.publisher.plan import (
     WantedLayer,
     config_from_aws,
 )
+from lbuild.rules import EDGE_REGION
 
 _READ_PREFIXES = ("Get", "List", "Head", "Describe", "Simulate")
 _CONFLICT_RETRIES = 8
@@ -181,6 +184,62 @@ def read_function(aws: Aws, name: str, alias: str | None, region: str) -> Remote
                           remote.tags, aliased.get("Version"), aliased.get("CodeSha256"), config_from_aws(aliased))
 
 
+def distribution_config(aws: Aws, distribution: str) -> tuple[dict[str, Any], str]:
+    """A CloudFront distribution's configuration and its ETag."""
+    response = aws.call("cloudfront", "get_distribution_config", f"distribution {distribution}", EDGE_REGION,
+                        Id=distribution)
+    return response["DistributionConfig"], response["ETag"]
+
+
+def read_edge_function(aws: Aws, fn: WantedFunction, config: Mapping[str, Any]) -> RemoteFunction | None:
+    """An Edge function in us-east-1, with the version its CloudFront association runs now."""
+    assert fn.edge is not None
+    region = fn.region or EDGE_REGION
+    remote = read_function(aws, fn.name, None, region)
+    attached = edge.current_arn(config, fn.edge)
+    if remote is None or attached is None or not attached.startswith(remote.arn + ":"):
+        return None if remote is None else replace(remote, edge_arn=attached)
+    version = aws.call("lambda", "get_function", f"function {attached}", region, FunctionName=attached)
+    configuration = version["Configuration"]
+    return replace(remote, alias_version=configuration.get("Version"),
+                   alias_code_sha256=configuration.get("CodeSha256"), alias_config=config_from_aws(configuration),
+                   edge_arn=attached)
+
+
+def untrusting_edge_roles(aws: Aws, roles: Sequence[str]) -> dict[str, list[str]]:
+    """For each role, the principals its trust policy lacks for Lambda@Edge (empty when it is fine)."""
+    out = {}
+    for role in roles:
+        name = role.rsplit("/", 1)[-1]
+        document = aws.call("iam", "get_role", f"role {role}", None, RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+        out[role] = edge.missing_principals(document)
+    return out
+
+
+def update_association(aws: Aws, association: edge.Association, version_arn: str, attempts: int = 5) -> str:
+    """Point the association at ``version_arn`` (read, edit, UpdateDistribution with IfMatch; retry on a race)."""
+    for attempt in range(attempts):
+        config, etag = distribution_config(aws, association.distribution)
+        edited = edge.with_association(config, association, version_arn)
+        try:
+            aws.call("cloudfront", "update_distribution", f"distribution {association.distribution}", EDGE_REGION,
+                     Id=association.distribution, IfMatch=etag, DistributionConfig=edited)
+            return etag
+        except AwsError as exc:
+            if "PreconditionFailed" in exc.what and attempt < attempts - 1:
+                continue  # someone else changed the distribution: read it again
+            raise
+    raise AssertionError("unreachable")
+
+
+def wait_deployed(aws: Aws, distribution: str) -> None:
+    try:
+        aws.client("cloudfront", EDGE_REGION).get_waiter("distribution_deployed").wait(Id=distribution)
+    except botocore.exceptions.WaiterError as exc:
+        raise AwsError(f"distribution {distribution} did not finish deploying: {exc}",
+                       where=f"distribution {distribution}", hint="see its status in the CloudFront console") from None
+
+
 def find_layer(aws: Aws, layer: WantedLayer, region: str) -> str | None:
     """The ARN of a published version of ``layer`` whose description carries its sha256, if any."""
     wanted = LAYER_DESCRIPTION.format(sha256=layer.sha256)
@@ -218,8 +277,14 @@ def read_state(aws: Aws, layers: Sequence[WantedLayer], functions: Sequence[Want
     """Read, in parallel, everything the planner compares against."""
     if bucket and big_keys:
         aws.call("s3", "head_bucket", f"s3://{bucket}", region, Bucket=bucket)  # a missing bucket fails the plan
+    distributions = {f.edge.distribution: distribution_config(aws, f.edge.distribution)[0]
+                     for f in functions if f.edge is not None}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        fn_futures = {f.name: pool.submit(read_function, aws, f.name, alias, region) for f in functions}
+        fn_futures = {
+            f.name: pool.submit(read_edge_function, aws, f, distributions[f.edge.distribution]) if f.edge
+            else pool.submit(read_function, aws, f.name, alias, f.region or region)
+            for f in functions
+        }
         layer_futures = {layer.name: pool.submit(find_layer, aws, layer, region) for layer in layers}
         object_futures = {key: pool.submit(object_exists, aws, bucket, key, region) for key in big_keys} \
             if bucket else {}

@@ -16,6 +16,7 @@ from lbuild.errors import AwsError, LbuildError
 from lbuild.publisher import aws as aws_mod
 from lbuild.publisher.plan import (
     LAYER_DESCRIPTION,
+    AssociateEdge,
     CreateFunction,
     FunctionConfig,
     MoveAlias,
@@ -59,7 +60,9 @@ def _function_of(step: Step) -> WantedFunction | None:
 class Executor:
     """Carries out one plan in one region."""
 
-    def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 4) -> None:
+    def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 4,
+                 wait: bool = False) -> None:
+        self.wait = wait
         self.aws = aws
         self.region = region
         self.bucket = bucket
@@ -67,6 +70,7 @@ class Executor:
         self.workers = workers
         self.layer_arns: dict[str, str] = {}
         self.versions: dict[str, str] = {}
+        self.version_arns: dict[str, str] = {}
         self.results: list[StepResult] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,11 +78,12 @@ class Executor:
     def run(self, plan: Plan) -> list[StepResult]:
         steps = list(plan.steps)
         first = [s for s in steps if isinstance(s, (UploadObject, PublishLayer)) and _function_of(s) is None]
-        aliases = [s for s in steps if isinstance(s, MoveAlias)]
+        aliases: list[Step] = [s for s in steps if isinstance(s, MoveAlias)]
+        associations: list[Step] = [s for s in steps if isinstance(s, AssociateEdge)]
         by_function: dict[str, list[Step]] = {}
         for step in steps:
             fn = _function_of(step)
-            if fn is not None and not isinstance(step, MoveAlias):
+            if fn is not None and not isinstance(step, (MoveAlias, AssociateEdge)):
                 by_function.setdefault(fn.name, []).append(step)
         for step in steps:
             if isinstance(step, Unchanged):
@@ -90,9 +95,11 @@ class Executor:
             if not failures:
                 failures += self._parallel(list(by_function.values()))
             if failures:
-                self._not_run(aliases, "not moved: an earlier step failed")
+                self._not_run(aliases + associations, "not moved: an earlier step failed")
             else:
                 failures += self._parallel([[s] for s in aliases])
+                # One chain: associations on one distribution must not race each other's ETag.
+                failures += self._parallel([associations]) if associations else []
         except KeyboardInterrupt:
             self._stop.set()
             failures.append(AwsError("interrupted"))
@@ -177,7 +184,7 @@ class Executor:
             case CreateFunction():
                 fn = step.function
                 self._lambda(
-                    "create_function", f"function {fn.name}", FunctionName=fn.name, PackageType="Zip",
+                    "create_function", f"function {fn.name}", fn.region, FunctionName=fn.name, PackageType="Zip",
                     Code=self._code(fn.file, step.s3_key), Architectures=[fn.architecture], Publish=False,
                     Tags=dict(fn.tags), **self._config_kwargs(fn.config))
                 self._wait("function_active_v2", fn)
@@ -187,13 +194,13 @@ class Executor:
                 code = self._code(fn.file, step.s3_key)
                 kwargs = {"ZipFile": code["ZipFile"]} if "ZipFile" in code else \
                     {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}
-                self._lambda("update_function_code", f"function {fn.name}", FunctionName=fn.name,
+                self._lambda("update_function_code", f"function {fn.name}", fn.region, FunctionName=fn.name,
                              Architectures=[fn.architecture], **kwargs)
                 self._wait("function_updated_v2", fn)
                 return step.reason
             case UpdateConfig():
                 fn = step.function
-                self._lambda("update_function_configuration", f"function {fn.name}", FunctionName=fn.name,
+                self._lambda("update_function_configuration", f"function {fn.name}", fn.region, FunctionName=fn.name,
                              **self._config_kwargs(fn.config))
                 self._wait("function_updated_v2", fn)
                 return step.reason
@@ -207,9 +214,10 @@ class Executor:
                 return ""
             case PublishVersion():
                 fn = step.function
-                response = self._lambda("publish_version", f"function {fn.name}", FunctionName=fn.name,
+                response = self._lambda("publish_version", f"function {fn.name}", fn.region, FunctionName=fn.name,
                                         CodeSha256=fn.code_sha256)
                 self.versions[fn.name] = str(response["Version"])
+                self.version_arns[fn.name] = str(response["FunctionArn"])
                 return f"version {response['Version']}"
             case MoveAlias():
                 fn = step.function
@@ -219,15 +227,22 @@ class Executor:
                 self._lambda(operation, f"alias {step.alias} of {fn.name}", FunctionName=fn.name, Name=step.alias,
                              FunctionVersion=version)
                 return f"-> version {version}"
+            case AssociateEdge():
+                fn = step.function
+                arn = self.version_arns[fn.name]
+                aws_mod.update_association(self.aws, step.association, arn)
+                if self.wait:
+                    aws_mod.wait_deployed(self.aws, step.association.distribution)
+                return f"{step.old_arn or 'nothing'} -> {arn}"
             case Unchanged():
                 return step.reason
         raise AssertionError(f"unknown step {step!r}")
 
     def _wait(self, name: str, fn: WantedFunction) -> None:
-        aws_mod.waiter(self.aws, name, self.region, f"function {fn.name}", FunctionName=fn.name)
+        aws_mod.waiter(self.aws, name, fn.region or self.region, f"function {fn.name}", FunctionName=fn.name)
 
-    def _lambda(self, operation: str, resource: str, **kwargs: Any) -> Any:
-        return self.aws.call("lambda", operation, resource, self.region, **kwargs)
+    def _lambda(self, operation: str, resource: str, region: str | None = None, **kwargs: Any) -> Any:
+        return self.aws.call("lambda", operation, resource, region or self.region, **kwargs)
 
     def _code(self, file: Any, s3_key: str | None) -> dict[str, Any]:
         if s3_key is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from lbuild import rules
 from lbuild.config import Function, Project
 from lbuild.errors import ConfigError
+from lbuild.publisher.edge import Association
 
 LAYER_DESCRIPTION = "lbuild sha256:{sha256}"
 TAG_PROJECT = "lbuild:project"
@@ -90,6 +91,8 @@ class WantedFunction:
     tags: Mapping[str, str]
     layers: tuple[str, ...]  # lbuild layer names, in attach order (resolved into config.layers)
     external_layers: tuple[str, ...]
+    region: str | None = None  # None: the project's region; Lambda@Edge functions live in us-east-1
+    edge: Association | None = None
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,10 @@ class RemoteFunction:
     architecture: str
     config: FunctionConfig
     tags: Mapping[str, str]
-    alias_version: str | None = None  # version the alias points at (None: no alias)
+    alias_version: str | None = None  # version the alias (Edge: the CloudFront association) points at
     alias_code_sha256: str | None = None
     alias_config: FunctionConfig | None = None
+    edge_arn: str | None = None  # Edge: the ARN CloudFront has for the association now (any function)
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,17 @@ class MoveAlias(Step):
 
 
 @dataclass(frozen=True)
+class AssociateEdge(Step):
+    function: WantedFunction
+    association: Association
+    old_arn: str | None
+
+    def describe(self) -> str:
+        a = self.association
+        return f"attach {self.function.name} to distribution {a.distribution} ({a.behaviour()}, {a.event_type})"
+
+
+@dataclass(frozen=True)
 class Unchanged(Step):
     subject: str
 
@@ -262,10 +277,13 @@ def wanted_state(project: Project, manifest: Mapping[str, Any], dist: Path, name
             subnet_ids=tuple(sorted(fn.vpc.subnet_ids)) if fn.vpc else (),
             security_group_ids=tuple(sorted(fn.vpc.security_group_ids)) if fn.vpc else (),
         )
-        tags = {**fn.tags, TAG_PROJECT: project.name, TAG_FUNCTION: fn.name}
+        tags = {**fn.tags, TAG_PROJECT: project.name, TAG_FUNCTION: fn.name} if fn.edge is None else {}
+        association = None if fn.edge is None else Association(fn.edge.distribution, fn.edge.path_pattern,
+                                                               fn.edge.event_type, fn.edge.include_body)
         functions.append(WantedFunction(fn.name, function_name(project, fn), dist / entry["file"], entry["sha256"],
                                         entry["code_sha256"], entry["zip_bytes"], fn.architecture, config, tags,
-                                        tuple(entry["layers"]), fn.layers))
+                                        tuple(entry["layers"]), fn.layers,
+                                        rules.EDGE_REGION if fn.edge else None, association))
     used = {n for f in functions for n in f.layers}
     return tuple(layer for layer in layers if layer.name in used), tuple(functions)
 
@@ -328,13 +346,24 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
                 changed = True
             add = {k: v for k, v in fn.tags.items() if current.tags.get(k) != v}
             remove = tuple(sorted(k for k in current.tags if k not in fn.tags and k.startswith("lbuild:")))
-            if add or remove:
+            if (add or remove) and fn.edge is None:
                 steps.append(TagFunction("tags differ", fn, current.arn, add, remove))
             if not changed:
                 steps.append(Unchanged("code unchanged (CodeSha256 equal), configuration equal", f"function {fn.name}"))
-        alias_current = current is not None and current.alias_version is not None and \
+        released = current is not None and current.alias_version is not None and \
             current.alias_code_sha256 == fn.code_sha256 and current.alias_config == config
-        if changed or (alias is not None and not alias_current):
+        if fn.edge is not None:
+            old_arn = current.edge_arn if current else None
+            old = f"version {old_arn.rsplit(':', 1)[-1]}" if old_arn and current and \
+                old_arn.startswith(current.arn + ":") else (old_arn or "nothing")
+            if changed or not released:
+                steps.append(PublishVersion("Lambda@Edge needs a numbered version of the new code", fn))
+                moves.append(AssociateEdge(f"{old} -> the new version, after every function has its new version",
+                                           fn, fn.edge, old_arn))
+            else:
+                steps.append(Unchanged(f"CloudFront already runs {old} with this code",
+                                       f"association of {fn.name} ({fn.edge.behaviour()}, {fn.edge.event_type})"))
+        elif changed or (alias is not None and not released):
             steps.append(PublishVersion("code or configuration changed" if changed
                                         else f"alias {alias} does not point at the current code", fn))
             if alias is not None:
