@@ -1,0 +1,174 @@
+"""Container images for ``package_type = "image"`` functions, built by the Docker engine through the SDK.
+
+The build context holds the function's closure, unpacked from the verified wheel store (every ``.so``
+audited first), and its source; the Dockerfile comes from ``templates/Dockerfile`` (or the function's
+own). The build runs with no network, for the function's platform; the result's architecture is
+checked, because the classic builder silently builds amd64 from an amd64 base when asked for arm64.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lbuild import rules
+from lbuild.builders import audit
+from lbuild.builders.build import SOURCE, wheel_member_path
+from lbuild.builders.sources import scan
+from lbuild.builders.wheels import WheelRef, WheelStore
+from lbuild.config import Function
+from lbuild.errors import BuildError, LimitError
+from lbuild.resolver.lockfile import LockedPackage
+
+Log = Callable[[str], None]
+TASK_ROOT = "/var/task"
+DOCKER_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+FIXED_MTIME = 315532800  # 1980-01-01T00:00:00Z, as in the zips
+
+
+def templates_dockerfile() -> str:
+    from lbuild.scaffold import templates_dir
+
+    return (templates_dir() / "Dockerfile").read_text(encoding="utf-8")
+
+
+def default_base_image(fn: Function) -> str:
+    """The AWS Lambda Python base image for the function's runtime and architecture."""
+    return f"public.ecr.aws/lambda/python:{rules.RUNTIMES[fn.runtime].python_version}-{fn.architecture}"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    name: str
+    tag: str
+    image_id: str
+    architecture: str
+    size: int
+    layers: tuple[tuple[str, int], ...]  # (created by, bytes), biggest first
+    packages: tuple[str, ...]
+    contributions: tuple[tuple[str, int], ...]
+
+
+def render_dockerfile(template: str, base_image: str, handler: str) -> str:
+    """The Dockerfile text with lbuild's placeholders filled in (pure)."""
+    return (template.replace("{{base_image}}", base_image).replace("{{task_root}}", TASK_ROOT)
+            .replace("{{handler}}", handler))
+
+
+def _ref(package: LockedPackage, root: Path) -> WheelRef:
+    w = package.wheel
+    return WheelRef(w.filename, w.sha256, w.url, (root / w.path) if w.path else None, w.size)
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.chmod(path, mode)
+    os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+
+
+def prepare_context(fn: Function, packages: Sequence[LockedPackage], store: WheelStore, project_root: Path,
+                    context: Path) -> dict[str, int]:
+    """Fill ``context`` with packages/ and source/; return unzipped bytes per package (and the source)."""
+    target = fn.target
+    contributions: dict[str, int] = {}
+    problems: list[str] = []
+    for package in packages:
+        wheel = store.fetch(_ref(package, project_root), verify=True)
+        total = 0
+        with zipfile.ZipFile(wheel) as archive:
+            for info in archive.infolist():
+                path = wheel_member_path(info.filename)
+                if path is None:
+                    continue
+                data = archive.read(info)
+                if ".so" in path.rsplit("/", 1)[-1]:
+                    problems += audit.audit_so(path, data, package.name, target)
+                mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+                _write(context / "packages" / path, data, mode)
+                total += len(data)
+        contributions[package.pin] = total
+    if problems:
+        raise BuildError(f"{len(problems)} binary file(s) for image function {fn.name} cannot load on "
+                         f"{target.describe()}: " + "; ".join(problems[:5]), where=f"function {fn.name}",
+                         hint="pin a version whose wheel is built for this target, then run `lbuild lock`")
+    tree = scan(fn.source, fn.exclude)
+    for f in tree.files:
+        _write(context / "source" / f.path, f.absolute.read_bytes(), f.mode)
+    contributions[SOURCE] = tree.bytes
+    (context / "packages").mkdir(exist_ok=True)
+    (context / "source").mkdir(exist_ok=True)
+    for folder, dirs, _ in os.walk(context):
+        for d in dirs:
+            os.chmod(os.path.join(folder, d), stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+            os.utime(os.path.join(folder, d), (FIXED_MTIME, FIXED_MTIME))
+    return contributions
+
+
+def docker_client() -> Any:
+    """A Docker SDK client from the environment (DOCKER_HOST honoured), or a clear error."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        return client
+    except Exception as exc:  # docker raises several unrelated types when the engine is unreachable
+        raise BuildError(f"cannot reach the Docker engine ({os.environ.get('DOCKER_HOST', 'default socket')}): "
+                         f"{exc}", where="DOCKER_HOST",
+                         hint="start Docker (or dockerd) and check DOCKER_HOST; image functions need one") from None
+
+
+def build_image(fn: Function, project: str, packages: Sequence[LockedPackage], store: WheelStore,
+                project_root: Path, key: str, log: Log, client: Any | None = None) -> BuiltImage:
+    """Build (or reuse from the engine's cache) the image of ``fn``; check its architecture and size."""
+    client = client or docker_client()
+    tag = f"lbuild/{project}-{fn.name}:{key[:16]}"
+    expected = DOCKER_ARCH[fn.architecture]
+    base = fn.base_image or default_base_image(fn)
+    with tempfile.TemporaryDirectory(prefix="lbuild-image-") as tmp:
+        context = Path(tmp)
+        contributions = prepare_context(fn, packages, store, project_root, context)
+        dockerfile = fn.dockerfile.read_text(encoding="utf-8") if fn.dockerfile else \
+            render_dockerfile(templates_dockerfile(), base, fn.handler)
+        _write(context / "Dockerfile", dockerfile.encode(), 0o644)
+        log(f"building image {tag}")
+        try:
+            image, _ = client.images.build(
+                path=str(context), tag=tag, rm=True, pull=False, network_mode="none",
+                platform=f"linux/{expected}",
+                buildargs={"BASE_IMAGE": base, "TASK_ROOT": TASK_ROOT, "HANDLER": fn.handler},
+                labels={"lbuild.function": fn.name, "lbuild.key": key},
+            )
+        except Exception as exc:  # docker.errors.BuildError / APIError carry the engine's words
+            shutil.rmtree(context, ignore_errors=True)
+            raise BuildError(f"docker build of function {fn.name} failed: {exc}", where=f"function {fn.name}",
+                             hint=f"check the base image {base} exists locally or can be pulled, and the "
+                                  "Dockerfile") from None
+    architecture = image.attrs.get("Architecture", "")
+    if architecture != expected:
+        raise BuildError(
+            f"image of function {fn.name} was built for {architecture or 'an unknown architecture'}, not {expected}",
+            where=f"function {fn.name}",
+            hint=f"use a base image for linux/{expected} (base_image = ...); the engine does not convert one",
+        )
+    history = [(str(h.get("CreatedBy", ""))[:80], int(h.get("Size", 0))) for h in image.history()]
+    size = int(image.attrs.get("Size", 0))
+    built = BuiltImage(fn.name, tag, image.id, architecture, size,
+                       tuple(sorted(history, key=lambda kv: -kv[1])),
+                       tuple(p.pin for p in packages),
+                       tuple(sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))))
+    if size > rules.IMAGE_BYTES:
+        layers = ", ".join(f"{cmd or 'base'} {n:,}" for cmd, n in built.layers[:3])
+        packages_text = ", ".join(f"{n} {b:,}" for n, b in built.contributions[:5])
+        raise LimitError(f"image of function {fn.name} is {size:,} bytes, over Lambda's {rules.IMAGE_BYTES:,}. "
+                         f"Biggest layers: {layers}. Biggest packages: {packages_text}",
+                         where=f"function {fn.name}", hint="use a smaller base image or fewer dependencies")
+    return built
