@@ -103,6 +103,7 @@ class Project:
     index: IndexSettings = IndexSettings()
     region: str | None = None
     artifact_bucket: str | None = None
+    image_registry: str | None = None  # push images here instead of the account's ECR (mirrors, tests)
     alias: str | None = None
     min_functions: int = 2
 
@@ -150,8 +151,8 @@ def load_project(path: Path | None = None, environ: Mapping[str, str] | None = N
 
 # --- parsing -------------------------------------------------------------------------------------
 
-_PROJECT_ONLY = {"name", "region", "artifact_bucket", "alias", "index_url", "extra_index_urls", "find_links",
-                 "no_index"}
+_PROJECT_ONLY = {"name", "region", "artifact_bucket", "image_registry", "alias", "index_url", "extra_index_urls",
+                 "find_links", "no_index"}
 _OVERRIDABLE = {"runtime", "architecture", "role", "memory", "timeout", "ephemeral_storage", "environment",
                 "tags", "description", "package_type", "layers", "vpc", "exclude", "base_image", "isolated"}
 _FUNCTION_ONLY = {"handler", "source", "requirements", "edge", "dockerfile", "image_repository"}
@@ -319,6 +320,7 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str]) -> Project:
         index=_parse_index(r, project, root, environ),
         region=r.get(project, "region", str, pkey),
         artifact_bucket=r.get(project, "artifact_bucket", str, pkey),
+        image_registry=r.get(project, "image_registry", str, pkey),
         alias=_alias(r, project),
         min_functions=min_functions,
     )

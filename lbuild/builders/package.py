@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -12,15 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lbuild import __version__
+from lbuild import __version__, rules
+from lbuild.builders import image
 from lbuild.builders import sizes as sizes_mod
 from lbuild.builders.build import Builder, Built
 from lbuild.builders.plan import plan_artifacts, split_inputs
+from lbuild.builders.sources import scan
 from lbuild.builders.wheels import WheelStore
-from lbuild.config import Project, select
-from lbuild.errors import BuildError, ConfigError
+from lbuild.config import Function, Project, select
+from lbuild.errors import ConfigError
 from lbuild.resolver import lock as resolver
 from lbuild.resolver import lockfile
+from lbuild.resolver.lockfile import LockedPackage
 from lbuild.resolver.split import LayerPlan, plan_layers
 
 Log = Callable[[str], None]
@@ -51,10 +55,6 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log,
             store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
     store = store or WheelStore()
     selected = select(project, names)
-    for fn in selected:
-        if fn.package_type == "image":
-            raise BuildError(f"function {fn.name} has package_type = \"image\", which this lbuild cannot build yet",
-                             where=f"functions.{fn.name}.package_type", hint='use package_type = "zip" for now')
     previous = lockfile.read(project.lock_path)
     lock = previous
     relocked = False
@@ -76,13 +76,15 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log,
     all_sizes = tuple(
         sizes_mod.function_sizes(project, fn, by_name[("function", fn.name)],
                                  [by_name[("layer", n)] for n in layer_plan.bundle(fn.name).layers], today)
-        for fn in selected
+        for fn in selected if fn.package_type == "zip"
     )
     sizes_mod.check(all_sizes)
     for fs in all_sizes:
         for warning in fs.warnings:
             log(f"warning: function {fs.function}: {warning}")
+    images = [_image(project, fn, lock, store, log) for fn in selected if fn.package_type == "image"]
     manifest = _manifest(project, lock, layer_plan, built, all_sizes)
+    manifest["functions"] += [_image_entry(project, lock, image) for image in images]
     _write_dist(out, built, builder.cache, manifest)
     return PackageResult(manifest, out, tuple(built), layer_plan, relocked, all_sizes)
 
@@ -166,3 +168,40 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
 
+
+
+def image_key(fn: Function, packages: Sequence[LockedPackage], source_digest: str, dockerfile: str, base: str) -> str:
+    """Everything that changes an image's content: lbuild, target, Dockerfile, base, packages and source."""
+    h = hashlib.sha256(f"lbuild-image/1/{__version__}\0{fn.target.id}\0{base}\0{fn.handler}\0{source_digest}\0"
+                       f"{dockerfile}".encode())
+    for package in packages:
+        h.update(f"\0{package.pin}\0{package.wheel.sha256}".encode())
+    return h.hexdigest()
+
+
+def _image(project: Project, fn: Function, lock: lockfile.Lock, store: WheelStore, log: Log) -> image.BuiltImage:
+    packages = lock.closure_packages(fn.name)
+    base = fn.base_image or image.default_base_image(fn)
+    dockerfile = fn.dockerfile.read_text(encoding="utf-8") if fn.dockerfile else image.templates_dockerfile()
+    key = image_key(fn, packages, scan(fn.source, fn.exclude).digest, dockerfile, base)
+    return image.build_image(fn, project.name, packages, store, project.root, key, log)
+
+
+def _image_entry(project: Project, lock: lockfile.Lock, built: image.BuiltImage) -> dict[str, Any]:
+    fn = project.function(built.name)
+    return {
+        "name": built.name,
+        "package_type": "image",
+        "runtime": fn.runtime,
+        "architecture": fn.architecture,
+        "handler": fn.handler,
+        "image": {"tag": built.tag, "id": built.image_id, "architecture": built.architecture, "size": built.size,
+                  "biggest_layers": [{"created_by": c, "bytes": n} for c, n in built.layers[:5]]},
+        "layers": [],
+        "packages": list(built.packages),
+        "closure": [p.pin for p in lock.closure_packages(built.name)],
+        "limits": {"limits": [{"limit": "image size", "value": built.size, "maximum": rules.IMAGE_BYTES,
+                               "percent": round(100.0 * built.size / rules.IMAGE_BYTES, 1)}],
+                   "biggest": [{"name": n, "unzipped_bytes": b} for n, b in built.contributions[:5]],
+                   "warnings": []},
+    }
