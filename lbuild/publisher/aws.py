@@ -170,6 +170,7 @@ def read_function(aws: Aws, name: str, alias: str | None, region: str) -> Remote
         architecture=(configuration.get("Architectures") or ["x86_64"])[0],
         config=config_from_aws(configuration),
         tags=latest.get("Tags") or {},
+        image_uri=(latest.get("Code") or {}).get("ImageUri"),
     )
     if alias is None:
         return remote
@@ -180,8 +181,8 @@ def read_function(aws: Aws, name: str, alias: str | None, region: str) -> Remote
         if _not_found(exc):
             return remote
         raise
-    return RemoteFunction(remote.name, remote.arn, remote.code_sha256, remote.architecture, remote.config,
-                          remote.tags, aliased.get("Version"), aliased.get("CodeSha256"), config_from_aws(aliased))
+    return replace(remote, alias_version=aliased.get("Version"), alias_code_sha256=aliased.get("CodeSha256"),
+                   alias_config=config_from_aws(aliased))
 
 
 def distribution_config(aws: Aws, distribution: str) -> tuple[dict[str, Any], str]:
@@ -332,3 +333,20 @@ def missing_vpc_permissions(aws: Aws, role_arn: str) -> list[str] | None:
         return None
     return sorted(r["EvalActionName"] for r in result.get("EvaluationResults", [])
                   if r.get("EvalDecision") != "allowed")
+
+
+def ecr_authorization(aws: Aws, region: str) -> dict[str, Any]:
+    return dict(aws.call("ecr", "get_authorization_token", "ecr", region))
+
+
+def ensure_repository(aws: Aws, name: str, region: str) -> bool:
+    """Create the ECR repository ``name`` unless it exists; True when it was created."""
+    try:
+        aws.call("ecr", "describe_repositories", f"repository {name}", region, repositoryNames=[name])
+        return False
+    except AwsError as exc:
+        if "RepositoryNotFoundException" not in exc.what:
+            raise
+    aws.call("ecr", "create_repository", f"repository {name}", region, repositoryName=name,
+             imageTagMutability="MUTABLE", imageScanningConfiguration={"scanOnPush": False})
+    return True

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from lbuild import rules
 from lbuild.builders.package import PackageResult, package
 from lbuild.config import Project, select
 from lbuild.errors import ConfigError
 from lbuild.publisher import aws as aws_mod
+from lbuild.publisher import images
 from lbuild.publisher.edge import TRUST_POLICY
 from lbuild.publisher.execute import Executor, StepResult
 from lbuild.publisher.plan import Plan, plan, s3_key, wanted_state
@@ -26,6 +28,7 @@ class Prepared:
     plan: Plan
     region: str
     packaged: PackageResult
+    registry: images.Registry | None = None
 
 
 def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None,
@@ -33,18 +36,33 @@ def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws
     """Package (from the build cache when nothing changed), read the remote state, plan."""
     packaged = package(project, names, dist, log=log)
     chosen = aws.require_region(region or project.region)
-    layers, functions = wanted_state(project, packaged.manifest, dist, names)
+    registry = _registry(project, packaged.manifest, aws, chosen)
+    layers, functions = wanted_state(project, packaged.manifest, dist, names, registry.host if registry else None)
     artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]
     big = [s3_key(project, sha) for sha, size in artifacts if size > rules.DIRECT_UPLOAD_ZIP_BYTES]
     _check_vpc_roles(project, names, aws, log)
     _check_edge_roles(project, names, aws)
     log(f"reading the state of {len(functions)} functions and {len(layers)} layers in {chosen}")
     remote = aws_mod.read_state(aws, layers, functions, project.alias, chosen, project.artifact_bucket, big)
-    return Prepared(plan(project, layers, functions, remote, project.alias), chosen, packaged)
+    if registry is not None:
+        remote = replace(remote, images={
+            f.name: images.remote_digest(f.image.repository, f.image.tag, registry) for f in functions if f.image
+        })
+    return Prepared(plan(project, layers, functions, remote, project.alias), chosen, packaged, registry)
+
+
+def _registry(project: Project, manifest: Mapping[str, Any], aws: aws_mod.Aws, region: str) -> images.Registry | None:
+    """Where image functions are pushed: ``image_registry``, else the account's ECR in the region."""
+    if not any(f["package_type"] == "image" for f in manifest["functions"]):
+        return None
+    if project.image_registry:
+        return images.Registry(project.image_registry)
+    return images.ecr_registry(aws_mod.ecr_authorization(aws, region))
 
 
 def execute(project: Project, prepared: Prepared, aws: aws_mod.Aws, log: Log, wait: bool = False) -> list[StepResult]:
-    return Executor(aws, prepared.region, project.artifact_bucket, log, wait=wait).run(prepared.plan)
+    return Executor(aws, prepared.region, project.artifact_bucket, log, wait=wait,
+                    registry=prepared.registry).run(prepared.plan)
 
 
 def _check_vpc_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws, log: Log) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from lbuild.errors import AwsError, LbuildError
 from lbuild.publisher import aws as aws_mod
+from lbuild.publisher import images
 from lbuild.publisher.plan import (
     LAYER_DESCRIPTION,
     AssociateEdge,
@@ -23,6 +24,7 @@ from lbuild.publisher.plan import (
     Plan,
     PublishLayer,
     PublishVersion,
+    PushImage,
     Step,
     TagFunction,
     Unchanged,
@@ -61,8 +63,10 @@ class Executor:
     """Carries out one plan in one region."""
 
     def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 4,
-                 wait: bool = False) -> None:
+                 wait: bool = False, registry: images.Registry | None = None) -> None:
         self.wait = wait
+        self.registry = registry
+        self.image_uris: dict[str, str] = {}
         self.aws = aws
         self.region = region
         self.bucket = bucket
@@ -181,6 +185,28 @@ class Executor:
                     CompatibleRuntimes=[layer.runtime], CompatibleArchitectures=[layer.architecture])
                 self.layer_arns[layer.name] = response["LayerVersionArn"]
                 return f"version {response['Version']}"
+            case PushImage():
+                fn = step.function
+                assert fn.image is not None and self.registry is not None
+                if fn.image.ecr_name:
+                    aws_mod.ensure_repository(self.aws, fn.image.ecr_name, self.region)
+                digest = images.push(fn.image.local_tag, fn.image.repository, fn.image.tag, self.registry)
+                self.image_uris[fn.name] = f"{fn.image.repository}@{digest}"
+                return digest
+            case CreateFunction() if step.function.image is not None:
+                fn = step.function
+                self._lambda(
+                    "create_function", f"function {fn.name}", fn.region, FunctionName=fn.name, PackageType="Image",
+                    Code={"ImageUri": self._image_uri(fn)}, Architectures=[fn.architecture], Publish=False,
+                    Tags=dict(fn.tags), **self._config_kwargs(fn.config, image=True))
+                self._wait("function_active_v2", fn)
+                return ""
+            case UpdateCode() if step.function.image is not None:
+                fn = step.function
+                self._lambda("update_function_code", f"function {fn.name}", fn.region, FunctionName=fn.name,
+                             ImageUri=self._image_uri(fn), Architectures=[fn.architecture])
+                self._wait("function_updated_v2", fn)
+                return step.reason
             case CreateFunction():
                 fn = step.function
                 self._lambda(
@@ -201,7 +227,7 @@ class Executor:
             case UpdateConfig():
                 fn = step.function
                 self._lambda("update_function_configuration", f"function {fn.name}", fn.region, FunctionName=fn.name,
-                             **self._config_kwargs(fn.config))
+                             **self._config_kwargs(fn.config, image=fn.image is not None))
                 self._wait("function_updated_v2", fn)
                 return step.reason
             case TagFunction():
@@ -250,8 +276,22 @@ class Executor:
             return {"S3Bucket": self.bucket, "S3Key": s3_key}
         return {"ZipFile": file.read_bytes()}
 
-    def _config_kwargs(self, config: FunctionConfig) -> dict[str, Any]:
+    def _image_uri(self, fn: WantedFunction) -> str:
+        """The image by digest: just pushed, or already in the registry when the plan was made."""
+        if fn.name in self.image_uris:
+            return self.image_uris[fn.name]
+        assert fn.image is not None and self.registry is not None
+        digest = images.remote_digest(fn.image.repository, fn.image.tag, self.registry)
+        if digest is None:
+            raise AwsError(f"image {fn.image.repository}:{fn.image.tag} vanished from the registry",
+                           where=fn.image.repository, hint="run `lbuild deploy` again to push it")
+        return f"{fn.image.repository}@{digest}"
+
+    def _config_kwargs(self, config: FunctionConfig, image: bool = False) -> dict[str, Any]:
         layers = [self.layer_arns[a[6:]] if a.startswith("layer:") else a for a in config.layers]
+        if image:  # image functions take no runtime, handler or layers (the image's CMD is the handler)
+            return {key: value for key, value in self._config_kwargs(config).items()
+                    if key not in ("Runtime", "Handler", "Layers")}
         return {
             "Runtime": config.runtime,
             "Handler": config.handler,

@@ -93,6 +93,17 @@ class WantedFunction:
     external_layers: tuple[str, ...]
     region: str | None = None  # None: the project's region; Lambda@Edge functions live in us-east-1
     edge: Association | None = None
+    image: WantedImage | None = None  # package_type = "image"
+
+
+@dataclass(frozen=True)
+class WantedImage:
+    """A built image and where it goes: ``repository:tag`` in the registry."""
+
+    local_tag: str
+    repository: str  # registry host / repository name
+    tag: str
+    ecr_name: str | None  # the ECR repository to make sure of (None: not ECR)
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,7 @@ class RemoteFunction:
     alias_code_sha256: str | None = None
     alias_config: FunctionConfig | None = None
     edge_arn: str | None = None  # Edge: the ARN CloudFront has for the association now (any function)
+    image_uri: str | None = None  # image functions: Code.ImageUri of $LATEST
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,7 @@ class RemoteState:
     functions: Mapping[str, RemoteFunction | None]  # by Lambda name; None = does not exist
     layers: Mapping[str, str | None]  # layer name -> ARN of a version with our sha256, or None
     objects: frozenset[str] = frozenset()  # S3 keys already in artifact_bucket
+    images: Mapping[str, str | None] = field(default_factory=dict)  # function -> digest of its tag, if pushed
     account: str | None = None
 
 
@@ -142,6 +155,15 @@ class UploadObject(Step):
 
     def describe(self) -> str:
         return f"upload s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class PushImage(Step):
+    function: WantedFunction
+
+    def describe(self) -> str:
+        assert self.function.image is not None
+        return f"push image {self.function.image.repository}:{self.function.image.tag}"
 
 
 @dataclass(frozen=True)
@@ -254,7 +276,7 @@ def function_name(project: Project, fn: Function) -> str:
 
 
 def wanted_state(project: Project, manifest: Mapping[str, Any], dist: Path, names: Sequence[str],
-                 account: str | None = None) -> tuple[tuple[WantedLayer, ...], tuple[WantedFunction, ...]]:
+                 registry_host: str | None = None) -> tuple[tuple[WantedLayer, ...], tuple[WantedFunction, ...]]:
     """The layers and functions to deploy, from dist/manifest.json and the config."""
     layers = tuple(
         WantedLayer(entry["name"], dist / entry["file"], entry["sha256"], entry["code_sha256"], entry["zip_bytes"],
@@ -269,8 +291,15 @@ def wanted_state(project: Project, manifest: Mapping[str, Any], dist: Path, name
         if not fn.role:
             raise ConfigError(f"function {fn.name} has no role", where=f"functions.{fn.name}",
                               hint='set role = "arn:aws:iam::ACCOUNT:role/NAME" in [project] or the function')
+        image = None
+        if entry["package_type"] == "image":
+            name = fn.image_repository or function_name(project, fn)
+            local_tag = entry["image"]["tag"]
+            image = WantedImage(local_tag, f"{registry_host}/{name}", local_tag.rsplit(":", 1)[-1],
+                                None if project.image_registry else name)
         config = FunctionConfig(
-            runtime=fn.runtime, handler=fn.handler, memory=fn.memory, timeout=fn.timeout,
+            runtime=fn.runtime if image is None else "", handler=fn.handler if image is None else "",
+            memory=fn.memory, timeout=fn.timeout,
             ephemeral_storage=fn.ephemeral_storage, environment=tuple(sorted(fn.environment.items())),
             description=fn.description, role=fn.role,
             layers=tuple(f"layer:{n}" for n in entry["layers"]) + tuple(fn.layers),
@@ -280,10 +309,11 @@ def wanted_state(project: Project, manifest: Mapping[str, Any], dist: Path, name
         tags = {**fn.tags, TAG_PROJECT: project.name, TAG_FUNCTION: fn.name} if fn.edge is None else {}
         association = None if fn.edge is None else Association(fn.edge.distribution, fn.edge.path_pattern,
                                                                fn.edge.event_type, fn.edge.include_body)
-        functions.append(WantedFunction(fn.name, function_name(project, fn), dist / entry["file"], entry["sha256"],
-                                        entry["code_sha256"], entry["zip_bytes"], fn.architecture, config, tags,
-                                        tuple(entry["layers"]), fn.layers,
-                                        rules.EDGE_REGION if fn.edge else None, association))
+        functions.append(WantedFunction(fn.name, function_name(project, fn), dist / entry.get("file", ""),
+                                        entry.get("sha256", ""), entry.get("code_sha256", ""),
+                                        entry.get("zip_bytes", 0), fn.architecture, config, tags,
+                                        tuple(entry["layers"]), fn.layers, rules.EDGE_REGION if fn.edge else None,
+                                        association, image))
     used = {n for f in functions for n in f.layers}
     return tuple(layer for layer in layers if layer.name in used), tuple(functions)
 
@@ -329,15 +359,28 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
         fn = replace(fn, config=config)  # steps carry the config with known layer ARNs
         current = remote.functions.get(fn.name)
         changed = False
+        code_sha256 = fn.code_sha256
+        image_uri = None
+        if fn.image is not None:
+            digest = remote.images.get(fn.name)
+            if digest is None:
+                steps.append(PushImage(f"tag {fn.image.tag} is not in the registry yet", fn))
+            else:
+                image_uri = f"{fn.image.repository}@{digest}"
+                steps.append(Unchanged(f"already pushed as {digest}", f"image {fn.image.repository}:{fn.image.tag}"))
+            code_same = current is not None and image_uri is not None and current.image_uri == image_uri
+            code_sha256 = current.code_sha256 if current is not None and code_same else "<new image>"
+        else:
+            code_same = current is not None and current.code_sha256 == fn.code_sha256
         if current is None:
-            key = via_s3(fn.sha256, fn.file, fn.zip_bytes)
+            key = via_s3(fn.sha256, fn.file, fn.zip_bytes) if fn.image is None else None
             steps.append(CreateFunction("does not exist yet", fn, key))
             changed = True
         else:
-            if current.code_sha256 != fn.code_sha256 or current.architecture != fn.architecture:
-                why = "code changed (CodeSha256 differs)" if current.code_sha256 != fn.code_sha256 \
-                    else f"architecture {current.architecture} -> {fn.architecture}"
-                key = via_s3(fn.sha256, fn.file, fn.zip_bytes)
+            if not code_same or current.architecture != fn.architecture:
+                why = f"architecture {current.architecture} -> {fn.architecture}" if code_same else \
+                    "image changed (digest differs)" if fn.image else "code changed (CodeSha256 differs)"
+                key = via_s3(fn.sha256, fn.file, fn.zip_bytes) if fn.image is None else None
                 steps.append(UpdateCode(why, fn, key))
                 changed = True
             differences = current.config.differences(config)
@@ -349,9 +392,10 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
             if (add or remove) and fn.edge is None:
                 steps.append(TagFunction("tags differ", fn, current.arn, add, remove))
             if not changed:
-                steps.append(Unchanged("code unchanged (CodeSha256 equal), configuration equal", f"function {fn.name}"))
+                what = "image unchanged (same digest)" if fn.image else "code unchanged (CodeSha256 equal)"
+                steps.append(Unchanged(f"{what}, configuration equal", f"function {fn.name}"))
         released = current is not None and current.alias_version is not None and \
-            current.alias_code_sha256 == fn.code_sha256 and current.alias_config == config
+            current.alias_code_sha256 == code_sha256 and current.alias_config == config
         if fn.edge is not None:
             old_arn = current.edge_arn if current else None
             old = f"version {old_arn.rsplit(':', 1)[-1]}" if old_arn and current and \
