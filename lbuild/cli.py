@@ -269,6 +269,10 @@ def _size_table(manifest: Mapping[str, Any]) -> None:
         table.add_column(column, justify="left" if column == "function" else "right")
     for fn in manifest["functions"]:
         limits = {u["limit"]: u for u in fn["limits"]["limits"]}
+        if fn["package_type"] == "image":
+            size = limits["image size"]
+            table.add_row(fn["name"], "image", "", f"{size['value']:,}", f"{size['percent']}% of 10 GB", "")
+            continue
         unzipped = limits["unzipped size with layers"]
         table.add_row(fn["name"], f"{limits['layers']['value']}/5", f"{fn['zip_bytes']:,}",
                       f"{unzipped['value']:,}", f"{unzipped['percent']}%", f"{limits['environment']['value']:,}")
@@ -414,6 +418,9 @@ def prune(
         human()
         if not typer.confirm(f"delete {count} version(s)?", err=True):
             raise typer.Exit(1)
+    else:
+        for note in plan.skipped:  # what is left alone, and why, is said with --yes too
+            info(f" = {note}")
     execute_prune(aws, plan, chosen, info)
     emit({**plan.as_dict(), "deleted": True}, lambda: info(f"deleted {count} version(s)"))
 

@@ -137,7 +137,8 @@ def _write_dist(out: Path, built: Sequence[Built], cache: Path, manifest: Mappin
     """Copy each zip into ``out`` unless an identical one is there; remove stale zips; manifest last."""
     out.mkdir(parents=True, exist_ok=True)
     old_manifest = _read_manifest(out / "manifest.json")
-    known = {entry["file"]: entry["sha256"] for key in ("layers", "functions") for entry in old_manifest.get(key, [])}
+    known = {entry["file"]: entry["sha256"] for key in ("layers", "functions") for entry in old_manifest.get(key, [])
+             if "file" in entry}
     wanted = {b.file for b in built}
     for b in built:
         target = out / b.file
