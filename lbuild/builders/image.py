@@ -9,6 +9,7 @@ checked, because the classic builder silently builds amd64 from an amd64 base wh
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -126,6 +127,17 @@ def docker_client() -> Any:
                          hint="start Docker (or dockerd) and check DOCKER_HOST; image functions need one") from None
 
 
+_PLATFORM_MISMATCH = re.compile(r"does not match the specified platform: wanted \S+, actual: [^/\s]+/([^/\s]+)")
+
+
+def _architecture_error(fn: Function, architecture: str, expected: str) -> BuildError:
+    return BuildError(
+        f"image of function {fn.name} was built for {architecture or 'an unknown architecture'}, not {expected}",
+        where=f"function {fn.name}",
+        hint=f"use a base image for linux/{expected} (base_image = ...); the engine does not convert one",
+    )
+
+
 def build_image(fn: Function, project: str, packages: Sequence[LockedPackage], store: WheelStore,
                 project_root: Path, key: str, log: Log, client: Any | None = None) -> BuiltImage:
     """Build (or reuse from the engine's cache) the image of ``fn``; check its architecture and size."""
@@ -149,16 +161,16 @@ def build_image(fn: Function, project: str, packages: Sequence[LockedPackage], s
             )
         except Exception as exc:  # docker.errors.BuildError / APIError carry the engine's words
             shutil.rmtree(context, ignore_errors=True)
+            # With a cached step from a build for another platform, the engine refuses instead of building.
+            mismatch = _PLATFORM_MISMATCH.search(str(exc))
+            if mismatch:
+                raise _architecture_error(fn, mismatch.group(1), expected) from None
             raise BuildError(f"docker build of function {fn.name} failed: {exc}", where=f"function {fn.name}",
                              hint=f"check the base image {base} exists locally or can be pulled, and the "
                                   "Dockerfile") from None
     architecture = image.attrs.get("Architecture", "")
     if architecture != expected:
-        raise BuildError(
-            f"image of function {fn.name} was built for {architecture or 'an unknown architecture'}, not {expected}",
-            where=f"function {fn.name}",
-            hint=f"use a base image for linux/{expected} (base_image = ...); the engine does not convert one",
-        )
+        raise _architecture_error(fn, architecture, expected)
     history = [(str(h.get("CreatedBy", ""))[:80], int(h.get("Size", 0))) for h in image.history()]
     size = int(image.attrs.get("Size", 0))
     built = BuiltImage(fn.name, tag, image.id, architecture, size,

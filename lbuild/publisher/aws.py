@@ -278,8 +278,8 @@ def read_state(aws: Aws, layers: Sequence[WantedLayer], functions: Sequence[Want
     """Read, in parallel, everything the planner compares against."""
     if bucket and big_keys:
         aws.call("s3", "head_bucket", f"s3://{bucket}", region, Bucket=bucket)  # a missing bucket fails the plan
-    distributions = {f.edge.distribution: distribution_config(aws, f.edge.distribution)[0]
-                     for f in functions if f.edge is not None}
+    distributions = {d: distribution_config(aws, d)[0] for d in sorted({f.edge.distribution for f in functions
+                                                                        if f.edge is not None})}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         fn_futures = {
             f.name: pool.submit(read_edge_function, aws, f, distributions[f.edge.distribution]) if f.edge

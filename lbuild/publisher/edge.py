@@ -89,7 +89,10 @@ def trusted_principals(document: Any) -> set[str]:
     for statement in statements if isinstance(statements, list) else [statements]:
         if statement.get("Effect") != "Allow":
             continue
-        service = (statement.get("Principal") or {}).get("Service", [])
+        principal = statement.get("Principal")
+        if not isinstance(principal, dict):  # "*" names no service: ask for the explicit principals
+            continue
+        service = principal.get("Service", [])
         principals.update([service] if isinstance(service, str) else service)
     return principals
 

@@ -104,6 +104,10 @@ class Executor:
                 failures += self._parallel([[s] for s in aliases])
                 # One chain: associations on one distribution must not race each other's ETag.
                 failures += self._parallel([associations]) if associations else []
+                if self.wait and not failures:  # once per distribution, after its last association
+                    for distribution in sorted({s.association.distribution for s in associations
+                                                if isinstance(s, AssociateEdge)}):
+                        aws_mod.wait_deployed(self.aws, distribution)
         except KeyboardInterrupt:
             self._stop.set()
             failures.append(AwsError("interrupted"))
@@ -135,7 +139,10 @@ class Executor:
         if len(failures) > 1:
             what += f" (and {len(failures) - 1} more failure(s))"
         what += f". Done: {_some(done)}. Not done: {_some(pending)}"
-        hint = (first.hint + "; " if first.hint else "") + "no alias was moved; run `lbuild deploy` again to finish"
+        moved = any(isinstance(r.step, MoveAlias) and r.status == "done" for r in self.results)
+        finish = "run `lbuild deploy` again to finish" if moved else \
+            "no alias was moved; run `lbuild deploy` again to finish"  # an Edge association can fail after them
+        hint = (first.hint + "; " if first.hint else "") + finish
         return AwsError(what, where=first.where, hint=hint)
 
     def _parallel(self, chains: Sequence[Sequence[Step]]) -> list[LbuildError]:
@@ -257,8 +264,6 @@ class Executor:
                 fn = step.function
                 arn = self.version_arns[fn.name]
                 aws_mod.update_association(self.aws, step.association, arn)
-                if self.wait:
-                    aws_mod.wait_deployed(self.aws, step.association.distribution)
                 return f"{step.old_arn or 'nothing'} -> {arn}"
             case Unchanged():
                 return step.reason
