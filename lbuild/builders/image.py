@@ -93,7 +93,7 @@ def prepare_context(fn: Function, packages: Sequence[LockedPackage], store: Whee
                 if ".so" in path.rsplit("/", 1)[-1]:
                     problems += audit.audit_so(path, data, package.name, target)
                 mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
-                _write(context / "packages" / path, data, mode)
+                _write(context / "packages" / TASK_ROOT.lstrip("/") / path, data, mode)
                 total += len(data)
         contributions[package.pin] = total
     if problems:
@@ -102,10 +102,12 @@ def prepare_context(fn: Function, packages: Sequence[LockedPackage], store: Whee
                          hint="pin a version whose wheel is built for this target, then run `lbuild lock`")
     tree = scan(fn.source, fn.exclude)
     for f in tree.files:
-        _write(context / "source" / f.path, f.absolute.read_bytes(), f.mode)
+        _write(context / "source" / TASK_ROOT.lstrip("/") / f.path, f.absolute.read_bytes(), f.mode)
     contributions[SOURCE] = tree.bytes
-    (context / "packages").mkdir(exist_ok=True)
-    (context / "source").mkdir(exist_ok=True)
+    # Nested as packages/var/task/...: COPY to / then carries var/task's fixed mtime too (COPY into an existing
+    # /var/task would stamp it with the build time, and every uncached build would make new layers).
+    (context / "packages" / TASK_ROOT.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    (context / "source" / TASK_ROOT.lstrip("/")).mkdir(parents=True, exist_ok=True)
     for folder, dirs, _ in os.walk(context):
         for d in dirs:
             os.chmod(os.path.join(folder, d), stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
@@ -170,6 +172,7 @@ def build_image(fn: Function, project: str, packages: Sequence[LockedPackage], s
                                   "Dockerfile") from None
     architecture = image.attrs.get("Architecture", "")
     if architecture != expected:
+        client.images.remove(image.id, force=True)  # never leave a wrong-architecture image tagged
         raise _architecture_error(fn, architecture, expected)
     history = [(str(h.get("CreatedBy", ""))[:80], int(h.get("Size", 0))) for h in image.history()]
     size = int(image.attrs.get("Size", 0))

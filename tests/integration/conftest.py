@@ -8,4 +8,4 @@ __all__ = ["aws_env", "moto_endpoint"]
 from tests.integration.test_deploy import demo, deploy_wheels, run_cli  # noqa: F401
 
 # A real Docker engine and the local registry of .ci/docker-up, for the image tests.
-from tests.support.docker_engine import docker_engine, test_registry  # noqa: E402, F401
+from tests.support.docker_engine import docker_engine, test_registry  # noqa: F401
