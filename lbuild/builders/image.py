@@ -8,6 +8,7 @@ checked, because the classic builder silently builds amd64 from an amd64 base wh
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -147,6 +148,10 @@ def build_image(fn: Function, project: str, packages: Sequence[LockedPackage], s
     tag = f"lbuild/{project}-{fn.name}:{key[:16]}"
     expected = DOCKER_ARCH[fn.architecture]
     base = fn.base_image or default_base_image(fn)
+    cached = _cached(client, tag, key, expected)
+    if cached is not None:  # built before from exactly these inputs: nothing to unpack, nothing to build
+        image, contributions = cached
+        return _built(fn, tag, image, packages, contributions)
     with tempfile.TemporaryDirectory(prefix="lbuild-image-") as tmp:
         context = Path(tmp)
         contributions = prepare_context(fn, packages, store, project_root, context)
@@ -159,7 +164,8 @@ def build_image(fn: Function, project: str, packages: Sequence[LockedPackage], s
                 path=str(context), tag=tag, rm=True, pull=False, network_mode="none",
                 platform=f"linux/{expected}",
                 buildargs={"BASE_IMAGE": base, "TASK_ROOT": TASK_ROOT, "HANDLER": fn.handler},
-                labels={"lbuild.function": fn.name, "lbuild.key": key},
+                labels={"lbuild.function": fn.name, "lbuild.key": key,
+                        "lbuild.contributions": json.dumps(sorted(contributions.items()))},
             )
         except Exception as exc:  # docker.errors.BuildError / APIError carry the engine's words
             shutil.rmtree(context, ignore_errors=True)
@@ -174,9 +180,30 @@ def build_image(fn: Function, project: str, packages: Sequence[LockedPackage], s
     if architecture != expected:
         client.images.remove(image.id, force=True)  # never leave a wrong-architecture image tagged
         raise _architecture_error(fn, architecture, expected)
+    return _built(fn, tag, image, packages, contributions)
+
+
+def _cached(client: Any, tag: str, key: str, architecture: str) -> tuple[Any, dict[str, int]] | None:
+    """The image lbuild built before under ``tag`` from the same inputs (its labels say so), if any."""
+    try:
+        image = client.images.get(tag)
+    except Exception:  # docker.errors.ImageNotFound (or an unreadable image): build it
+        return None
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    if labels.get("lbuild.key") != key or image.attrs.get("Architecture") != architecture:
+        return None
+    try:
+        return image, {name: int(size) for name, size in json.loads(labels.get("lbuild.contributions", "[]"))}
+    except (ValueError, TypeError):
+        return None
+
+
+def _built(fn: Function, tag: str, image: Any, packages: Sequence[LockedPackage],
+           contributions: dict[str, int]) -> BuiltImage:
+    """Describe a built image, checking Lambda's 10 GB limit."""
     history = [(str(h.get("CreatedBy", ""))[:80], int(h.get("Size", 0))) for h in image.history()]
     size = int(image.attrs.get("Size", 0))
-    built = BuiltImage(fn.name, tag, image.id, architecture, size,
+    built = BuiltImage(fn.name, tag, image.id, str(image.attrs.get("Architecture", "")), size,
                        tuple(sorted(history, key=lambda kv: -kv[1])),
                        tuple(p.pin for p in packages),
                        tuple(sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))))
