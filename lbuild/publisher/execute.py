@@ -181,8 +181,10 @@ class Executor:
         match step:
             case UploadObject():
                 assert self.bucket is not None
-                aws_mod.upload_file(self.aws, step.bucket, step.key, str(step.file), self.region)
-                return f"{step.file.stat().st_size:,} bytes"
+                total = step.file.stat().st_size
+                aws_mod.upload_file(self.aws, step.bucket, step.key, str(step.file), self.region,
+                                    self._upload_progress(step.describe(), total))
+                return f"{total:,} bytes"
             case PublishLayer():
                 layer = step.layer
                 response = self._lambda(
@@ -268,6 +270,21 @@ class Executor:
             case Unchanged():
                 return step.reason
         raise AssertionError(f"unknown step {step!r}")
+
+    def _upload_progress(self, what: str, total: int) -> Callable[[int], None]:
+        """A boto3 transfer callback that reports every 10 % of an upload."""
+        done = [0, -1]
+        lock = threading.Lock()
+
+        def callback(sent: int) -> None:
+            with lock:
+                done[0] += sent
+                tenth = 10 * done[0] // max(total, 1)
+                if tenth != done[1]:
+                    done[1] = tenth
+                    self.log(f"{what}: {min(100, tenth * 10)}% of {total:,} bytes")
+
+        return callback
 
     def _wait(self, name: str, fn: WantedFunction) -> None:
         aws_mod.waiter(self.aws, name, fn.region or self.region, f"function {fn.name}", FunctionName=fn.name)
