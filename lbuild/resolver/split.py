@@ -6,9 +6,11 @@ Rules:
 - Shared packages are grouped by the exact set of functions that attach them, so a function attaches
   only layers whose every package is in its closure (it never receives a package it does not need),
   and it sees one version of each package (one resolution per function).
-- A function may attach at most ``5 - len(its external layer ARNs)`` layers. While one needs more,
-  the cheapest (function, layer) pair in extra stored bytes is undone: that function takes the layer's
-  packages into its bundle; a layer left with fewer than ``min_functions`` users is dissolved.
+- A function may attach at most ``5 - len(its external layer ARNs)`` layers. While one needs more, the
+  cheapest remedy in extra stored bytes (per over-limit function it helps) is applied: either that
+  function takes one layer's packages into its bundle, or a layer whose users all attach a second layer
+  absorbs the second layer's packages (nesting: those bytes are stored twice, but every one of its users
+  saves a layer). A layer left with fewer than ``min_functions`` users is dissolved into bundles.
 - Layers are named by their content (target + pinned wheels), so an unchanged layer keeps its name
   whatever else changes in the repository.
 """
@@ -125,59 +127,88 @@ def _plan_resolution(
     for fn in eligible:
         for name in fn.closure:
             users.setdefault(name, set()).add(fn.name)
-    attach: dict[str, frozenset[str]] = {
-        name: frozenset(u) if len(u) >= min_functions else frozenset() for name, u in users.items()
-    }
-    moved: dict[tuple[str, str], str] = {}  # (function, package) -> why it left a layer
+    # layers: users -> packages. A function attaches every layer whose users include it; the layers it
+    # attaches hold disjoint packages, all in its closure. A package may sit in two layers (nesting).
+    layers: dict[frozenset[str], frozenset[str]] = {}
+    for name, who in users.items():
+        if len(who) >= min_functions:
+            key = frozenset(who)
+            layers[key] = layers.get(key, frozenset()) | {name}
+    moved: dict[tuple[str, str], str] = {}  # (function, package) -> why it is in the bundle, not a layer
+
+    def size(names: frozenset[str]) -> int:
+        return sum(packages[n].zip_bytes for n in names)
+
+    def put(key: frozenset[str], names: frozenset[str]) -> None:
+        if len(key) >= min_functions:
+            layers[key] = layers.get(key, frozenset()) | names
 
     while True:
-        groups = _groups(attach)
-        counts = {f: sum(1 for key in groups if f in key) for f in limit}
-        over = sorted((f for f in counts if counts[f] > limit[f]), key=lambda f: (limit[f] - counts[f], f))
+        counts = {f: sum(1 for key in layers if f in key) for f in limit}
+        over = {f for f in counts if counts[f] > limit[f]}
         if not over:
             break
-        fn_name = over[0]
-        options = []
-        for key, names in groups.items():
-            if fn_name not in key:
-                continue
-            size = sum(packages[n].zip_bytes for n in names)
+        fn_name = min(over, key=lambda f: (limit[f] - counts[f], f))
+        mine = sorted((key for key in layers if fn_name in key), key=lambda k: (sorted(layers[k]), sorted(k)))
+        options: list[tuple[float, int, str, tuple[frozenset[str], ...]]] = []
+        for key in mine:  # take this layer's packages into the function's own bundle
             remaining = len(key) - 1
-            # Dissolving moves the layer's bytes into every user's bundle (one copy was stored before).
-            extra = size * remaining if remaining < min_functions else size
-            options.append((extra, sorted(names), key, names))
-        extra, _, key, names = min(options, key=lambda o: (o[0], o[1]))
-        remaining_users = key - {fn_name}
-        dissolve = len(remaining_users) < min_functions
-        for name in names:
-            attach[name] = frozenset() if dissolve else frozenset(remaining_users)
-            why = (f"moved out of a shared layer so that '{fn_name}' stays within {limit[fn_name]} layers "
-                   f"(cheapest choice: {extra} more bytes stored)")
-            moved[(fn_name, name)] = why
-            if dissolve:
-                for other in remaining_users:
-                    moved[(other, name)] = f"its layer was dissolved when '{fn_name}' left it (fewer than " \
-                                           f"{min_functions} functions remained)"
+            extra = size(layers[key]) * (remaining if remaining < min_functions else 1)
+            options.append((extra, len(options), "drop", (key,)))
+        for inner in mine:  # nest: a layer whose users all use another layer too absorbs that layer's packages
+            for outer in mine:
+                if inner < outer:
+                    rest = outer - inner
+                    extra = size(layers[outer]) * (len(rest) if len(rest) < min_functions else 1)
+                    gain = len(inner & over)
+                    options.append((extra / gain, len(options), "nest", (inner, outer)))
+        cost, _, action, keys = min(options)
+        if action == "drop":
+            (key,) = keys
+            names = layers.pop(key)
+            rest = key - {fn_name}
+            put(rest, names)
+            for name in names:
+                moved[(fn_name, name)] = (f"moved out of a shared layer so that '{fn_name}' stays within "
+                                          f"{limit[fn_name]} layers (cheapest choice: {int(cost)} more bytes stored)")
+                if len(rest) < min_functions:
+                    for other in rest:
+                        moved[(other, name)] = (f"its layer was dissolved when '{fn_name}' left it (fewer than "
+                                                f"{min_functions} functions remained)")
+        else:
+            inner, outer = keys
+            outer_names = layers.pop(outer)
+            layers[inner] = layers[inner] | outer_names
+            rest = outer - inner
+            put(rest, outer_names)
+            if len(rest) < min_functions:
+                for other in rest:
+                    for name in outer_names:
+                        moved[(other, name)] = ("its layer was dissolved when the functions that also need "
+                                                "another layer took its packages into that one")
 
-    layer_of: dict[str, LayerSpec] = {}
+    # Layers with the same packages (and, by the invariant, disjoint users) are one layer.
+    by_content: dict[frozenset[str], frozenset[str]] = {}
+    for key, names in layers.items():
+        by_content[names] = by_content.get(names, frozenset()) | key
+    target = fns[0].target
     out_layers = []
-    for key, names in sorted(_groups(attach).items(), key=lambda kv: sorted(kv[1])):
+    attached_by: dict[str, list[LayerSpec]] = {}
+    for names, key in sorted(by_content.items(), key=lambda kv: (sorted(kv[0]), sorted(kv[1]))):
         infos = [packages[n] for n in names]
-        target = fns[0].target
         spec = LayerSpec(layer_name(project, target, infos), resolution, target, tuple(sorted(names)),
                          tuple(sorted(key)), sum(i.zip_bytes for i in infos))
         out_layers.append(spec)
-        for name in names:
-            layer_of[name] = spec
+        for fn_name in key:
+            attached_by.setdefault(fn_name, []).append(spec)
 
     out_bundles = []
     for fn in fns:
+        in_layers = {n: spec for spec in attached_by.get(fn.name, []) for n in spec.packages}
         bundle_packages = []
-        attached: set[str] = set()
         for name in fn.closure:
-            shared = layer_of.get(name)
-            if shared is not None and fn.name in shared.functions:
-                attached.add(shared.name)
+            shared = in_layers.get(name)
+            if shared is not None:
                 reasons[fn.name][name] = f"shared layer {shared.name} (used by {len(shared.functions)} functions)"
                 continue
             bundle_packages.append(name)
@@ -189,13 +220,6 @@ def _plan_resolution(
                 count = len(users.get(name, ()))
                 reasons[fn.name][name] = (f"bundle: needed by {count} function{'s' if count != 1 else ''} "
                                           f"that can share layers (min_functions = {min_functions})")
-        out_bundles.append(BundleSpec(fn.name, resolution, tuple(sorted(bundle_packages)), tuple(sorted(attached))))
+        layers_of_fn = tuple(sorted(spec.name for spec in attached_by.get(fn.name, [])))
+        out_bundles.append(BundleSpec(fn.name, resolution, tuple(sorted(bundle_packages)), layers_of_fn))
     return out_layers, out_bundles
-
-
-def _groups(attach: Mapping[str, frozenset[str]]) -> dict[frozenset[str], list[str]]:
-    groups: dict[frozenset[str], list[str]] = {}
-    for name in sorted(attach):
-        if attach[name]:
-            groups.setdefault(attach[name], []).append(name)
-    return groups

@@ -125,3 +125,22 @@ def test_resolutions_never_share_layers() -> None:
     functions = [fn("x", ["a"], resolution="r1"), fn("y", ["a"], resolution="r2")]
     plan = plan_layers("shop", functions, packages)
     assert plan.layers == ()
+
+
+def test_nesting_gives_functions_over_the_limit_one_combined_layer() -> None:
+    # x and y may attach one layer (4 external ARNs each); both need a and t, z needs t alone.
+    packages = {"r": {"a": pkg("a", size=1000), "t": pkg("t", size=1500)}}
+    functions = [fn("x", ["a", "t"], external=4), fn("y", ["a", "t"], external=4), fn("z", ["t"])]
+    plan = plan_layers("shop", functions, packages)
+    assert [(layer.packages, layer.functions) for layer in plan.layers] == [(("a", "t"), ("x", "y"))]
+    assert plan.bundle("x").packages == () and plan.bundle("y").packages == ()
+    assert plan.bundle("z").packages == ("t",), "t is stored once more, in z's bundle: cheaper than two copies of a"
+    assert "dissolved" in plan.reasons["z"]["t"]
+
+
+def test_nesting_keeps_the_outer_layer_for_its_other_users() -> None:
+    packages = {"r": {"a": pkg("a", size=1000), "t": pkg("t", size=1500)}}
+    functions = [fn("x", ["a", "t"], external=4), fn("y", ["a", "t"], external=4), fn("z", ["t"]), fn("w", ["t"])]
+    plan = plan_layers("shop", functions, packages)
+    assert sorted((layer.packages, layer.functions) for layer in plan.layers) == [
+        (("a", "t"), ("x", "y")), (("t",), ("w", "z"))]
