@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,9 +66,25 @@ def wheel_member_path(member: str) -> str | None:
     return member
 
 
-def _ref(package: LockedPackage, root: Path) -> WheelRef:
+def wheel_ref(package: LockedPackage, root: Path) -> WheelRef:
+    """Where the store finds a locked package's wheel (paths in the lock are relative to the project)."""
     w = package.wheel
     return WheelRef(w.filename, w.sha256, w.url, (root / w.path) if w.path else None, w.size)
+
+
+def installed_members(archive: zipfile.ZipFile, package: LockedPackage, target: rules.Target,
+                      problems: list[str]) -> Iterator[tuple[zipfile.ZipInfo, str, bytes | None]]:
+    """The members of a wheel that get installed, with their site-packages path; ``.so`` files are audited
+    (problems appended) and come with their bytes, which the audit had to read anyway."""
+    for info in archive.infolist():
+        path = wheel_member_path(info.filename)
+        if path is None:
+            continue
+        data = None
+        if ".so" in path.rsplit("/", 1)[-1]:
+            data = archive.read(info)
+            problems += audit.audit_so(path, data, package.name, target)
+        yield info, path, data
 
 
 class Builder:
@@ -93,7 +109,7 @@ class Builder:
         if wheels:
             self.log(f"fetching {len(wheels)} wheels")
             with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda p: self.store.fetch(_ref(p, self.root), verify=True), wheels.values()))
+                list(pool.map(lambda p: self.store.fetch(wheel_ref(p, self.root), verify=True), wheels.values()))
         built: dict[str, Built] = {}
         if missing:
             self.log(f"building {len(missing)} of {len(specs)} artifacts")
@@ -129,7 +145,7 @@ class Builder:
                 entries.append(zipper.Entry(f.path, f.mode, data=f.absolute.read_bytes()))
             contributions[SOURCE] = source.bytes
         for package in spec.packages:
-            wheel = self.store.fetch(_ref(package, self.root))
+            wheel = self.store.fetch(wheel_ref(package, self.root))
             prefix = spec.prefix
 
             def rename(member: str, prefix: str = prefix) -> str | None:
@@ -158,16 +174,8 @@ class Builder:
 
     def _audit(self, wheel: Path, package: LockedPackage, target: rules.Target, problems: list[str]) -> int:
         """Unzipped bytes this wheel contributes; binary problems are appended to ``problems``."""
-        total = 0
         with zipfile.ZipFile(wheel) as archive:
-            for info in archive.infolist():
-                path = wheel_member_path(info.filename)
-                if path is None:
-                    continue
-                total += info.file_size
-                if ".so" in path.rsplit("/", 1)[-1]:
-                    problems += audit.audit_so(path, archive.read(info), package.name, target)
-        return total
+            return sum(info.file_size for info, _, _ in installed_members(archive, package, target, problems))
 
     def _save(self, built: Built) -> None:
         meta = self.cache / built.key[:2] / f"{built.key}.json"

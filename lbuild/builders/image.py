@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from lbuild import rules
-from lbuild.builders import audit
-from lbuild.builders.build import SOURCE, wheel_member_path
+from lbuild.builders.build import SOURCE, installed_members, wheel_ref
 from lbuild.builders.sources import scan
-from lbuild.builders.wheels import WheelRef, WheelStore
+from lbuild.builders.wheels import WheelStore
 from lbuild.config import Function
 from lbuild.errors import BuildError, LimitError
 from lbuild.resolver.lockfile import LockedPackage
@@ -64,11 +63,6 @@ def render_dockerfile(template: str, base_image: str, handler: str) -> str:
             .replace("{{handler}}", handler))
 
 
-def _ref(package: LockedPackage, root: Path) -> WheelRef:
-    w = package.wheel
-    return WheelRef(w.filename, w.sha256, w.url, (root / w.path) if w.path else None, w.size)
-
-
 def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -83,16 +77,11 @@ def prepare_context(fn: Function, packages: Sequence[LockedPackage], store: Whee
     contributions: dict[str, int] = {}
     problems: list[str] = []
     for package in packages:
-        wheel = store.fetch(_ref(package, project_root), verify=True)
+        wheel = store.fetch(wheel_ref(package, project_root), verify=True)
         total = 0
         with zipfile.ZipFile(wheel) as archive:
-            for info in archive.infolist():
-                path = wheel_member_path(info.filename)
-                if path is None:
-                    continue
-                data = archive.read(info)
-                if ".so" in path.rsplit("/", 1)[-1]:
-                    problems += audit.audit_so(path, data, package.name, target)
+            for info, path, audited in installed_members(archive, package, target, problems):
+                data = audited if audited is not None else archive.read(info)
                 mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
                 _write(context / "packages" / TASK_ROOT.lstrip("/") / path, data, mode)
                 total += len(data)
