@@ -15,8 +15,9 @@ import threading
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,13 +118,21 @@ class WheelStore:
             os.replace(tmp, target)
         return target
 
-    def metadata(self, ref: WheelRef) -> Metadata:
-        """METADATA of ``ref``: from the stored wheel, else from the PEP 658 file, else by fetching the wheel."""
+    def metadata(self, ref: WheelRef, prefetched: Prefetched | None = None) -> Metadata:
+        """METADATA of ``ref``: from the stored wheel, else from the PEP 658 file, else by fetching the wheel.
+
+        ``prefetched`` is what a Prefetcher got for the wheel's URL (a metadata file, or the wheel, which
+        enters the store only if its hash matches).
+        """
         cached = self.root.parent / "metadata" / ref.sha256[:2] / f"{ref.sha256}.METADATA"
         if cached.is_file():
             return parse_metadata(cached.read_bytes())
         data = None
-        if not self.has(ref) and ref.url and ref.url.startswith(("http://", "https://")):
+        if prefetched is not None and prefetched.kind == "metadata":
+            data = prefetched.data
+        elif prefetched is not None and hashlib.sha256(prefetched.data).hexdigest() == ref.sha256:
+            self._store_bytes(ref, prefetched.data)
+        if data is None and not self.has(ref) and ref.url and ref.url.startswith(("http://", "https://")):
             data = _get_optional(ref.url + ".metadata")
         if data is None:
             data = read_wheel_metadata(self.fetch(ref))
@@ -132,6 +141,15 @@ class WheelStore:
             Path(tmp).write_bytes(data)
             os.replace(tmp, cached)
         return parse_metadata(data)
+
+    def _store_bytes(self, ref: WheelRef, data: bytes) -> None:
+        """Put a wheel whose bytes were already verified against ``ref.sha256`` into the store."""
+        target = self.location(ref)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._temporary(target.parent) as tmp:
+            Path(tmp).write_bytes(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
 
     @contextmanager
     def _temporary(self, folder: Path) -> Iterator[str]:
@@ -179,6 +197,57 @@ class WheelStore:
         finally:
             response.release_conn()
         return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    kind: str  # "metadata" (a PEP 658 file) or "wheel" (the whole file, not yet verified)
+    data: bytes
+
+
+class Prefetcher:
+    """Fetches wheels' metadata in the background while the resolver still runs (keyed by URL).
+
+    Few workers on purpose: many new connections opened while uv holds its own are dropped by some
+    networks and retried seconds later (SYN back-off), which costs far more than they save.
+    """
+
+    def __init__(self, hosts: Sequence[str] = (), workers: int = 4) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers)
+        self._futures: dict[str, Future[Prefetched | None]] = {}
+        self._lock = threading.Lock()
+        # Open the pool's connections now, before uv starts: name lookups made while uv floods the resolver
+        # can stall for seconds (seen: 5 s), and the connections are kept alive for the fetches.
+        warm = [self._pool.submit(_touch, host) for host in hosts for _ in range(workers)]
+        for future in warm:
+            future.result()
+
+    def want(self, url: str) -> None:
+        with self._lock:
+            if url not in self._futures:
+                self._futures[url] = self._pool.submit(self._fetch, url)
+
+    @staticmethod
+    def _fetch(url: str) -> Prefetched | None:
+        data = _get_optional(url + ".metadata")
+        if data is not None:
+            return Prefetched("metadata", data)
+        wheel = _get_optional(url)
+        return Prefetched("wheel", wheel) if wheel is not None else None
+
+    def get(self, url: str | None) -> Prefetched | None:
+        """What was fetched for ``url`` (waiting for it), or None when it was never asked for."""
+        with self._lock:
+            future = self._futures.get(url or "")
+        return future.result() if future is not None else None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _touch(url: str) -> None:
+    with suppress(urllib3.exceptions.HTTPError, OSError):
+        _http().request("HEAD", url, timeout=3, retries=False)
 
 
 def file_sha256(path: Path) -> str:

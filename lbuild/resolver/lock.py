@@ -24,6 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 
 from lbuild import rules
+from lbuild.builders import wheels
 from lbuild.builders.wheels import WheelRef, WheelStore
 from lbuild.config import Function, IndexSettings, Project
 from lbuild.errors import ResolutionError
@@ -207,14 +208,15 @@ def _preferences(resolution: Resolution | None, root: Path) -> str | None:
 
 
 def _compile(functions: Sequence[Function], inputs: Mapping[str, RequirementInput], project: Project,
-             target: rules.Target, workdir: Path, preferences: str | None, upgrade: Upgrade
+             target: rules.Target, workdir: Path, preferences: str | None, upgrade: Upgrade,
+             on_url: Callable[[str], None] | None = None,
              ) -> tuple[dict[NormalizedName, _Candidate] | None, uv.CompileFailure | None]:
     requirement_files, constraint_files = _write_inputs(workdir, functions, inputs)
     output = workdir / "pylock.toml"
     if preferences and upgrade is not True:
         output.write_text(preferences, encoding="utf-8")
     command = uv.compile_command(requirement_files, constraint_files, target, project.index, output, upgrade)
-    failure = uv.run_compile(command, workdir)
+    failure = uv.run_compile(command, workdir, on_url)
     if failure:
         return None, failure
     return _parse_pylock(output.read_text(encoding="utf-8")), None
@@ -307,14 +309,27 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
         resolution = Resolution(group.id, target, platform, names, fingerprint, ())
         return resolution, _function_locks(group, inputs, {}, resolution)
     log(f"resolving {len(group.functions)} function(s) for {target.describe()}")
-    candidates, failure = _compile(group.functions, inputs, project, target, workdir,
-                                   _preferences(previous, project.root), upgrade)
-    if failure is not None or candidates is None:
-        raise _diagnose(group, inputs, project, workdir, failure)
-    trusted = _trusted_hashes(group, inputs)
-    chosen = {name: _select_wheel(c, target, trusted.get(name), group) for name, c in candidates.items()}
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        metadata = dict(zip(chosen, pool.map(store.metadata, chosen.values()), strict=True))
+    # While uv resolves, fetch the metadata of the wheels it looks at (remote indexes only).
+    files_host = "https://files.pythonhosted.org/" if project.index.index_url.startswith("https://pypi.org/") \
+        else project.index.index_url
+    prefetcher = None if project.index.no_index else wheels.Prefetcher([files_host])
+    try:
+        candidates, failure = _compile(group.functions, inputs, project, target, workdir,
+                                       _preferences(previous, project.root), upgrade,
+                                       prefetcher.want if prefetcher else None)
+        if failure is not None or candidates is None:
+            raise _diagnose(group, inputs, project, workdir, failure)
+        trusted = _trusted_hashes(group, inputs)
+        chosen = {name: _select_wheel(c, target, trusted.get(name), group) for name, c in candidates.items()}
+
+        def read(ref: WheelRef) -> wheels.Metadata:
+            return store.metadata(ref, prefetcher.get(ref.url) if prefetcher else None)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            metadata = dict(zip(chosen, pool.map(read, chosen.values()), strict=True))
+    finally:
+        if prefetcher is not None:
+            prefetcher.close()
     nodes = {
         name: closure_mod.Node(name, candidates[name].version, metadata[name].requires_dist) for name in chosen
     }

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,18 +95,36 @@ def compile_command(requirement_files: Sequence[Path], constraint_files: Sequenc
     return cmd
 
 
-def run_compile(command: list[str], cwd: Path) -> CompileFailure | None:
-    """Run a compile command; None on success, else what went wrong."""
+def run_compile(command: list[str], cwd: Path, on_url: Callable[[str], None] | None = None) -> CompileFailure | None:
+    """Run a compile command; None on success, else what went wrong.
+
+    With ``on_url``, uv runs verbosely and every wheel URL it logs is passed on while it resolves, so the
+    caller can fetch their metadata meanwhile (an optimisation only: the result never depends on the log).
+    """
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env.setdefault("UV_NO_PROGRESS", "1")
+    if on_url is not None:
+        command = [("--verbose" if word == "--quiet" else word) for word in command]
     try:
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True, errors="replace")
     except OSError as exc:
         raise ResolutionError(f"cannot run uv: {exc}", hint="reinstall lbuild (it depends on the uv wheel)") from None
-    if done.returncode == 0:
+    assert process.stderr is not None
+    kept = []
+    for line in process.stderr:
+        if on_url is not None and line.startswith(("DEBUG", "TRACE", "INFO")):
+            for url in _WHEEL_URL.findall(line):
+                on_url(url)
+            continue
+        kept.append(line)
+    if process.wait() == 0:
         return None
-    return parse_failure(done.stderr)
+    return parse_failure("".join(kept))
+
+
+_WHEEL_URL = re.compile(r"(https?://[^\s\"'`]+?\.whl)(?=[\s\"'`]|\.metadata|$)")
 
 
 _NO_WHEEL = re.compile(r"Because (\S+?)==(\S+) has no (?:usable wheels|wheels with a matching [^(,]+)")

@@ -211,15 +211,20 @@ def failing_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("nosuchpkg", "python3.12", "not-found", "nosuchpkg", None),
     ("shared>=2\nneedsold", "python3.12", "conflict", None, None),
 ])
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
 def test_live_failures(tmp_path: Path, failing_wheels: Path, requirements: str, runtime: str, kind: str,
-                       package: str | None, version: str | None) -> None:
+                       package: str | None, version: str | None, verbose: bool) -> None:
+    """Verbose is how lbuild runs uv against a remote index (to prefetch metadata from its log): the
+    classification must not depend on it, and the log's DEBUG lines must not leak into the cause."""
     source = tmp_path / "r.in"
     source.write_text(requirements + "\n")
     index = IndexSettings(find_links=(str(failing_wheels),), no_index=True)
     cmd = uv.compile_command([source], [], rules.Target(runtime, "x86_64"), index, tmp_path / "pylock.toml")
-    failure = uv.run_compile(cmd, tmp_path)
+    seen: list[str] = []
+    failure = uv.run_compile(cmd, tmp_path, seen.append if verbose else None)
     assert failure is not None
     assert (failure.kind, failure.package, failure.version) == (kind, package, version), failure.cause
+    assert "DEBUG" not in failure.cause
 
 
 def test_live_success_writes_pylock(tmp_path: Path, failing_wheels: Path) -> None:
@@ -230,3 +235,11 @@ def test_live_success_writes_pylock(tmp_path: Path, failing_wheels: Path) -> Non
     cmd = uv.compile_command([source], [], rules.Target("python3.12", "arm64"), index, output)
     assert uv.run_compile(cmd, tmp_path) is None
     assert 'name = "shared"\nversion = "2.0"' in output.read_text()
+
+
+def test_wheel_urls_are_taken_from_uv_log_lines() -> None:
+    line = ('DEBUG No cache entry for: https://files.example/packages/ab/cd/pkg-1.0-py3-none-any.whl\n'
+            'DEBUG Fetching https://files.example/x/other-2.0-cp312-cp312-manylinux_2_17_x86_64.whl.metadata')
+    assert uv._WHEEL_URL.findall(line) == [
+        "https://files.example/packages/ab/cd/pkg-1.0-py3-none-any.whl",
+        "https://files.example/x/other-2.0-cp312-cp312-manylinux_2_17_x86_64.whl"]
