@@ -312,7 +312,9 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
     # While uv resolves, fetch the metadata of the wheels it looks at (remote indexes only).
     files_host = "https://files.pythonhosted.org/" if project.index.index_url.startswith("https://pypi.org/") \
         else project.index.index_url
-    prefetcher = None if project.index.no_index else wheels.Prefetcher([files_host])
+    # Only for a first resolution: after that, nearly all metadata is cached and the connections opened for
+    # the prefetch would cost more than they save.
+    prefetcher = None if project.index.no_index or previous is not None else wheels.Prefetcher([files_host])
     try:
         candidates, failure = _compile(group.functions, inputs, project, target, workdir,
                                        _preferences(previous, project.root), upgrade,
