@@ -109,11 +109,6 @@ class Aws:
                 raise AwsError(f"{_action(operation)} failed: {exc}", where=resource) from None
         raise AssertionError("unreachable")
 
-    def account(self) -> str | None:
-        try:
-            return str(self.call("sts", "get_caller_identity", "sts")["Account"])
-        except AwsError:
-            return None
 
 
 def _action(operation: str) -> str:

@@ -6,7 +6,6 @@ configuration, its version, and last of all the aliases, once every function has
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -129,7 +128,6 @@ class RemoteState:
     layers: Mapping[str, str | None]  # layer name -> ARN of a version with our sha256, or None
     objects: frozenset[str] = frozenset()  # S3 keys already in artifact_bucket
     images: Mapping[str, str | None] = field(default_factory=dict)  # function -> digest of its tag, if pushed
-    account: str | None = None
 
 
 # --- steps ------------------------------------------------------------------------------------------
@@ -435,14 +433,3 @@ def config_from_aws(configuration: Mapping[str, Any]) -> FunctionConfig:
         subnet_ids=tuple(sorted(vpc.get("SubnetIds") or ())),
         security_group_ids=tuple(sorted(vpc.get("SecurityGroupIds") or ())),
     )
-
-
-def manifest_of(dist: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((dist / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise ConfigError(f"no readable manifest in {dist}", where=str(dist / "manifest.json"),
-                          hint="run `lbuild package` first") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{dist / 'manifest.json'} is not a manifest", hint="run `lbuild package` again")
-    return data
