@@ -236,15 +236,34 @@ def _check_unique(entries: list[Entry]) -> None:
                                  f"{entry.describe()}", hint="exclude one of them")
 
 
+def _content(entry: Entry, sources: _Sources) -> tuple[int, int]:
+    """(crc32, size) of an entry's uncompressed bytes, without decompressing a copied member."""
+    if entry.data is not None:
+        return zlib.crc32(entry.data), len(entry.data)
+    member = sources.member(entry)
+    return member.crc, member.size
+
+
+def _drop_identical(entries: list[Entry], sources: _Sources) -> list[Entry]:
+    """Keep one of several entries with one path and the same bytes (two packages shipping one namespace
+    ``__init__.py``, as pip would install it once); different bytes stay and are refused later."""
+    kept: list[Entry] = []
+    for entry in entries:
+        if kept and kept[-1].path == entry.path and _content(kept[-1], sources) == _content(entry, sources):
+            continue
+        kept.append(entry)
+    return kept
+
+
 def write_zip(entries: Iterable[Entry], target: Path, epoch: int | None = None) -> Artifact:
     """Write ``entries`` to ``target`` (atomically, mode 0644) as a reproducible zip."""
-    ordered = sorted(entries, key=lambda e: e.path.encode())
+    sources = _Sources()
+    ordered = _drop_identical(sorted(entries, key=lambda e: e.path.encode()), sources)
     _check_unique(ordered)
     time, date = dos_timestamp(epoch)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     temp = Path(temp_name)
-    sources = _Sources()
     try:
         with os.fdopen(fd, "wb") as file:
             out = _HashingWriter(file)

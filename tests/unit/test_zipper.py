@@ -341,3 +341,13 @@ def test_any_files_round_trip_through_zipfile(tmp_path: Path, files: dict[str, t
         got = {i.filename: (archive.read(i), i.external_attr >> 16) for i in archive.infolist()}
     assert got == {p: (data, 0o100000 | mode) for p, (data, mode) in files.items()}
     assert art.files == len(files) and art.unzipped_bytes == sum(len(d) for d, _ in files.values())
+
+
+def test_the_same_file_from_two_packages_is_written_once(tmp_path: Path) -> None:
+    """Two packages may ship one namespace ``__init__.py`` (pip installs it once); the same bytes are fine."""
+    source = _sample_zip(tmp_path / "src.zip")
+    entries = [*entries_from_zip(source, lambda n: n, origin="sample 1.0"),
+               *entries_from_zip(source, lambda n: n if n == "pkg/__init__.py" else None, origin="twin 1.0")]
+    artifact = write_zip(entries, tmp_path / "once.zip")
+    with zipfile.ZipFile(artifact.path) as archive:
+        assert archive.namelist().count("pkg/__init__.py") == 1
