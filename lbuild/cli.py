@@ -230,6 +230,7 @@ def package(
     functions: Annotated[list[str] | None, typer.Argument(help="Only these functions.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: dist/).")] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Say why each package went where.")] = False,
+    locked: LockedOpt = False,
     config: ConfigOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -242,7 +243,8 @@ def package(
     project = _project()
     started = time.perf_counter()
     with progress("packaging") as log:
-        result = build_package(project, functions or [], (out or project.root / "dist").resolve(), log=log)
+        result = build_package(project, functions or [], (out or project.root / "dist").resolve(), log=log,
+                               locked=locked)
     seconds = time.perf_counter() - started
 
     def human() -> None:
@@ -282,17 +284,18 @@ def _size_table(manifest: Mapping[str, Any]) -> None:
 ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (overrides AWS_PROFILE).")]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (overrides lbuild.toml and AWS_REGION).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
+LockedOpt = Annotated[bool, typer.Option("--locked", help="Fail (exit 10) if lbuild.lock is stale; never re-lock.")]
 
 
 def _prepare(functions: list[str] | None, out: Path | None, profile: str | None, region: str | None,
-             log: Callable[[str], None]) -> tuple[Any, Any, Any]:
+             log: Callable[[str], None], locked: bool = False) -> tuple[Any, Any, Any]:
     from lbuild.publisher.aws import Aws
     from lbuild.publisher.deploy import prepare
 
     project = _project()
     aws = Aws(profile or STATE.profile, None)
     prepared = prepare(project, functions or [], (out or project.root / "dist").resolve(), aws,
-                       region or STATE.region, log)
+                       region or STATE.region, log, locked)
     return project, aws, prepared
 
 
@@ -307,6 +310,7 @@ def _show_plan(plan: Any) -> None:
 def plan_command(
     functions: Annotated[list[str] | None, typer.Argument(help="Only these functions.")] = None,
     out: OutOpt = None,
+    locked: LockedOpt = False,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
@@ -317,7 +321,7 @@ def plan_command(
     """Show what deploy would do against the live AWS state; exit 10 if anything would change."""
     _merge(config, json_, quiet, debug)
     with progress("planning") as log:
-        _, aws, prepared = _prepare(functions, out, profile, region, log)
+        _, aws, prepared = _prepare(functions, out, profile, region, log, locked)
     document = {**prepared.plan.as_dict(), "region": prepared.region,
                 "requests": {"reads": aws.reads, "writes": aws.writes, "by_operation": dict(aws.requests)}}
     emit(document, lambda: _show_plan(prepared.plan))
@@ -332,6 +336,7 @@ def deploy(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until CloudFront has deployed Edge changes.")] = False,
     out: OutOpt = None,
+    locked: LockedOpt = False,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
@@ -341,14 +346,14 @@ def deploy(
 ) -> None:
     """Package if needed, then publish layers, code, configuration and versions; move aliases last."""
     if dry_run:
-        plan_command(functions, out, profile, region, config, json_, quiet, debug)
+        plan_command(functions, out, locked, profile, region, config, json_, quiet, debug)
         return
     _merge(config, json_, quiet, debug)
     from lbuild.publisher.deploy import execute
 
     started = time.perf_counter()
     with progress("planning") as log:
-        project, aws, prepared = _prepare(functions, out, profile, region, log)
+        project, aws, prepared = _prepare(functions, out, profile, region, log, locked)
     plan = prepared.plan
     if plan.changes and not yes and not STATE.json and sys.stdin.isatty() and sys.stderr.isatty():
         _show_plan(plan)

@@ -21,7 +21,7 @@ from lbuild.builders.plan import plan_artifacts, split_inputs
 from lbuild.builders.sources import scan
 from lbuild.builders.wheels import WheelStore
 from lbuild.config import Function, Project, select
-from lbuild.errors import ConfigError
+from lbuild.errors import ChangesPending, ConfigError
 from lbuild.resolver import lock as resolver
 from lbuild.resolver import lockfile
 from lbuild.resolver.lockfile import LockedPackage
@@ -52,13 +52,19 @@ def source_date_epoch() -> int | None:
 
 
 def package(project: Project, names: Sequence[str], out: Path, *, log: Log,
-            store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
+            store: WheelStore | None = None, today: dt.date | None = None, locked: bool = False) -> PackageResult:
+    """Build dist/; with ``locked``, a missing or stale lbuild.lock is an error instead of being re-locked."""
     store = store or WheelStore()
     selected = select(project, names)
     previous = lockfile.read(project.lock_path)
     lock = previous
     relocked = False
-    if previous is None or resolver.stale_reasons(project, previous):
+    reasons = resolver.stale_reasons(project, previous)
+    if reasons and locked:
+        raise ChangesPending(f"{project.lock_path.name} is not up to date: {'; '.join(reasons)}",
+                             where=str(project.lock_path),
+                             hint="run `lbuild lock` and commit lbuild.lock (--locked never re-locks)")
+    if reasons:
         log("lbuild.lock is missing or stale: locking")
         lock = resolver.lock_project(project, previous, store=store, log=log).lock
         lockfile.write(lock, project.lock_path)

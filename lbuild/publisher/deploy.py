@@ -32,9 +32,9 @@ class Prepared:
 
 
 def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None,
-            log: Log) -> Prepared:
+            log: Log, locked: bool = False) -> Prepared:
     """Package (from the build cache when nothing changed), read the remote state, plan."""
-    packaged = package(project, names, dist, log=log)
+    packaged = package(project, names, dist, log=log, locked=locked)
     chosen = aws.require_region(region or project.region)
     registry = _registry(project, packaged.manifest, aws, chosen)
     layers, functions = wanted_state(project, packaged.manifest, dist, names, registry.host if registry else None)
