@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -102,27 +103,45 @@ def _warnings_only(message: str) -> None:
         _err(message)
 
 
+_COUNTED = re.compile(r"^(?P<label>.*) \[(?P<done>\d+)/(?P<total>\d+)\]$")
+
+
 @contextmanager
 def progress(label: str) -> Iterator[Callable[[str], None]]:
-    """A spinner on a terminal; plain log lines otherwise; only warnings with --json; nothing with --quiet."""
+    """Progress of long work: a bar on a terminal (lines ending ``[i/n]`` move it), plain log lines otherwise
+    (counted ones only when complete); only warnings with --json; nothing with --quiet."""
     if STATE.quiet or STATE.json:
         yield _warnings_only
         return
     if sys.stderr.isatty():
         from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         console = Console(stderr=True)
-        with console.status(label) as status:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(label, total=None)
 
             def update(message: str) -> None:
+                counted = _COUNTED.match(message)
                 if message.startswith("warning:"):
                     console.print(message)
+                elif counted:
+                    bar.update(task, description=counted["label"], total=int(counted["total"]),
+                               completed=int(counted["done"]))
                 else:
-                    status.update(message)
+                    bar.update(task, description=message, total=None, completed=0)
 
             yield update
         return
-    yield info
+
+    def plain(message: str) -> None:
+        counted = _COUNTED.match(message)
+        if counted is None or counted["done"] == counted["total"]:
+            info(message)
+
+    yield plain
 
 
 def report(error: LbuildError) -> int:

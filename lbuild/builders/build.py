@@ -12,7 +12,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,17 +107,19 @@ class Builder:
         missing = [s for s in specs if hits[s.name] is None]
         wheels = {p.wheel.sha256: p for s in missing for p in s.packages}
         if wheels:
-            self.log(f"fetching {len(wheels)} wheels")
             with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda p: self.store.fetch(wheel_ref(p, self.root), verify=True), wheels.values()))
+                fetches = [pool.submit(self.store.fetch, wheel_ref(p, self.root), True) for p in wheels.values()]
+                for done, fetched in enumerate(as_completed(fetches), start=1):
+                    fetched.result()
+                    self.log(f"fetching wheels [{done}/{len(fetches)}]")
         built: dict[str, Built] = {}
         if missing:
-            self.log(f"building {len(missing)} of {len(specs)} artifacts")
             with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-                futures = {s.name: pool.submit(self._build, s, keys[s.name], sources.get(s.name), targets[s.name])
+                futures = {pool.submit(self._build, s, keys[s.name], sources.get(s.name), targets[s.name]): s.name
                            for s in missing}
-                for name, future in futures.items():
-                    built[name] = future.result()
+                for done, future in enumerate(as_completed(futures), start=1):
+                    built[futures[future]] = future.result()
+                    self.log(f"building artifacts [{done}/{len(futures)}]")
         return [hits[s.name] or built[s.name] for s in specs]  # type: ignore[misc]
 
     def _lookup(self, key: str, spec: ArtifactSpec) -> Built | None:

@@ -328,7 +328,7 @@ def test_package_one_function_builds_it_and_its_layers_only(built: Packaged, tmp
                               {"LBUILD_CACHE_DIR": str(tmp_path / "fresh-cache")})
     assert code == 0, stderr
     count = 1 + len(fn["layers"])
-    assert f"building {count} of {count} artifacts" in stderr
+    assert f"building artifacts [{count}/{count}]" in stderr
     manifest = read_manifest(out)
     assert [f["name"] for f in manifest["functions"]] == [fn["name"]]
     assert sorted(layer["name"] for layer in manifest["layers"]) == sorted(fn["layers"])
