@@ -10,6 +10,7 @@ import base64
 import email.parser
 import hashlib
 import os
+import socket
 import tempfile
 import threading
 import urllib.parse
@@ -208,31 +209,49 @@ class Prefetched:
 class Prefetcher:
     """Fetches wheels' metadata in the background while the resolver still runs (keyed by URL).
 
-    Few workers on purpose: many new connections opened while uv holds its own are dropped by some
-    networks and retried seconds later (SYN back-off), which costs far more than they save.
+    Name lookups made while uv runs can stall for seconds (seen here: 5 s, the resolver drops queries under
+    uv's load), so each files host is looked up once, before uv starts, and its connections go to that
+    address (TLS still checks the host name). Behind a proxy, the ordinary pool is used.
     """
 
-    def __init__(self, hosts: Sequence[str] = (), workers: int = 4) -> None:
+    def __init__(self, hosts: Sequence[str] = (), workers: int = 8) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers)
         self._futures: dict[str, Future[Prefetched | None]] = {}
         self._lock = threading.Lock()
-        # Open the pool's connections now, before uv starts: name lookups made while uv floods the resolver
-        # can stall for seconds (seen: 5 s), and the connections are kept alive for the fetches.
-        warm = [self._pool.submit(_touch, host) for host in hosts for _ in range(workers)]
-        for future in warm:
-            future.result()
+        self._pinned: dict[str, urllib3.HTTPSConnectionPool] = {}
+        if not urllib.request.getproxies().get("https"):
+            for host_url in hosts:
+                host = urllib.parse.urlsplit(host_url).hostname
+                if not host or not host_url.startswith("https://"):
+                    continue
+                with suppress(OSError):
+                    address = str(socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)[0][4][0])
+                    self._pinned[host] = urllib3.HTTPSConnectionPool(
+                        address, 443, maxsize=workers, server_hostname=host, assert_hostname=host,
+                        retries=urllib3.Retry(total=2, backoff_factor=0.2), timeout=urllib3.Timeout(10, 30))
 
     def want(self, url: str) -> None:
         with self._lock:
             if url not in self._futures:
                 self._futures[url] = self._pool.submit(self._fetch, url)
 
-    @staticmethod
-    def _fetch(url: str) -> Prefetched | None:
-        data = _get_optional(url + ".metadata")
+    def _get(self, url: str) -> bytes | None:
+        parts = urllib.parse.urlsplit(url)
+        pool = self._pinned.get(parts.hostname or "")
+        if pool is None or parts.username:
+            return _get_optional(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            response = pool.request("GET", path, headers={"Host": parts.netloc, "User-Agent": "lbuild"})
+        except (urllib3.exceptions.HTTPError, OSError):
+            return None
+        return response.data if response.status == 200 else None
+
+    def _fetch(self, url: str) -> Prefetched | None:
+        data = self._get(url + ".metadata")
         if data is not None:
             return Prefetched("metadata", data)
-        wheel = _get_optional(url)
+        wheel = self._get(url)
         return Prefetched("wheel", wheel) if wheel is not None else None
 
     def get(self, url: str | None) -> Prefetched | None:
@@ -243,11 +262,8 @@ class Prefetcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _touch(url: str) -> None:
-    with suppress(urllib3.exceptions.HTTPError, OSError):
-        _http().request("HEAD", url, timeout=3, retries=False)
+        for pool in self._pinned.values():
+            pool.close()
 
 
 def file_sha256(path: Path) -> str:
