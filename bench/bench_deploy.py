@@ -19,17 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def kit() -> Path:
-    for candidate in (REPO.parent / "shared" / "bench", Path("/work/shared/bench")):
-        if (candidate / "make_workload.py").is_file():
-            return candidate
-    sys.exit("make_workload.py not found (expected ../shared/bench)")
+from benchkit import kit, moto
 
 
 def lbuild(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, dict | None, str]:
@@ -52,8 +44,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(f"/tmp/bench-deploy-{int(time.time())}.json"))
     options = parser.parse_args()
 
-    from moto.server import ThreadedMotoServer
-
     work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
     workload = work / "workload"
     if options.workload:
@@ -62,25 +52,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(kit() / "make_workload.py"), "--functions", str(options.functions),
                         "--seed", "1", "--pool", options.pool, "--runtime", "python3.11", "--architecture",
                         "x86_64", "--out", str(workload)], check=True, stdout=subprocess.DEVNULL)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    config = urllib.request.Request(f"{endpoint}/moto-api/config", data=b'{"lambda": {"use_docker": false}}',
-                                    headers={"Content-Type": "application/json"}, method="POST")
-    urllib.request.urlopen(config).read()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIP_", "UV_INDEX"))}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION="eu-west-1", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-               LBUILD_CACHE_DIR=str(work / "cache"), PIP_CONFIG_FILE="/dev/null")
-    try:
-        import boto3
-
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="testing",
-                           aws_secret_access_key="testing")
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                         "Principal": {"Service": "lambda.amazonaws.com"}}]}
-        iam.create_role(RoleName="bench-lambda", AssumeRolePolicyDocument=json.dumps(trust))
+    with moto(work / "cache") as env:
         seconds, code, _, err = lbuild(["package", "--json"], workload, env)
         if code:
             sys.exit(f"lbuild package failed ({code}):\n{err}")
@@ -95,8 +67,6 @@ def main() -> None:
             rows.append((label, seconds, document["requests"]))
         seconds, code, document, err = lbuild(["plan", "--json"], workload, env)
         rows.append((f"plan after deploy (exit {code})", seconds, document["requests"] if document else None))
-    finally:
-        server.stop()
     functions = options.functions
     print(f"\nlbuild deploy against moto server, {functions} functions ({options.pool} pool)")
     print(f"{'step':34} {'wall s':>8} {'reads':>6} {'writes':>6} {'reads/fn':>8}")

@@ -23,17 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def kit() -> Path:
-    for candidate in (REPO.parent / "shared" / "bench", Path("/work/shared/bench")):
-        if (candidate / "make_workload.py").is_file():
-            return candidate
-    sys.exit("make_workload.py not found (expected ../shared/bench)")
+from benchkit import kit, moto
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, dict]:
@@ -52,7 +44,6 @@ def main() -> None:
     options = parser.parse_args()
     registry = os.environ.get("LBUILD_TEST_REGISTRY", "127.0.0.1:5000")
     import docker
-    from moto.server import ThreadedMotoServer
 
     client = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="bench-images-"))
@@ -67,38 +58,21 @@ def main() -> None:
                                         'base_image = "lbuild-test-base:amd64"\n\n[layers]')
     (workload / "lbuild.toml").write_text(config, encoding="utf-8")
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
-                                                  data=b'{"lambda": {"use_docker": false}}',
-                                                  headers={"Content-Type": "application/json"})).read()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIP_", "UV_INDEX"))}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION="eu-west-1", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-               LBUILD_CACHE_DIR=str(work / "cache"))
     rows = []
     try:
-        import boto3
-
-        boto3.client("iam", endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_role(
-            RoleName="bench-lambda", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}]}))
-        client.api.prune_builds() if hasattr(client.api, "prune_builds") else None
-        seconds, cold = run(["package"], workload, env)
-        ids = {f["name"]: f["image"]["id"] for f in cold["functions"]}
-        rows.append(("package, cold (no engine cache)", seconds, ""))
-        seconds, warm = run(["package"], workload, env)
-        same = ids == {f["name"]: f["image"]["id"] for f in warm["functions"]}
-        rows.append(("package, warm (nothing changed)", seconds, f"same image IDs: {same}"))
-        for label in ("deploy, first (pushes)", "deploy, again (nothing changed)"):
-            seconds, document = run(["deploy", "--yes"], workload, env)
-            pushes = sum(1 for s in document["steps"] if s["action"] == "PushImage" and s["status"] == "done")
-            rows.append((label, seconds, f"pushes: {pushes}, writes: {document['requests']['writes']}"))
+        with moto(work / "cache") as env:
+            client.api.prune_builds() if hasattr(client.api, "prune_builds") else None
+            seconds, cold = run(["package"], workload, env)
+            ids = {f["name"]: f["image"]["id"] for f in cold["functions"]}
+            rows.append(("package, cold (no engine cache)", seconds, ""))
+            seconds, warm = run(["package"], workload, env)
+            same = ids == {f["name"]: f["image"]["id"] for f in warm["functions"]}
+            rows.append(("package, warm (nothing changed)", seconds, f"same image IDs: {same}"))
+            for label in ("deploy, first (pushes)", "deploy, again (nothing changed)"):
+                seconds, document = run(["deploy", "--yes"], workload, env)
+                pushes = sum(1 for s in document["steps"] if s["action"] == "PushImage" and s["status"] == "done")
+                rows.append((label, seconds, f"pushes: {pushes}, writes: {document['requests']['writes']}"))
     finally:
-        server.stop()
         for image in client.images.list(name=f"lbuild/{project}-*"):
             client.images.remove(image.id, force=True)
         shutil.rmtree(work, ignore_errors=True)
