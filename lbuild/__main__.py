@@ -1,6 +1,6 @@
 """``python -m lbuild``."""
 
-from lbuild.cli import main
+from lbuild.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

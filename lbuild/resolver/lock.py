@@ -8,13 +8,13 @@ computes each function's closure with markers evaluated for the target (``closur
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
 import sys
 import tempfile
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -240,7 +240,7 @@ def _parse_pylock(text: str) -> dict[NormalizedName, _Candidate]:
 def _select_wheel(candidate: _Candidate, target: rules.Target, trusted: frozenset[str] | None,
                   group: Group) -> WheelRef:
     """The wheel whose best tag ranks highest for ``target`` (among trusted hashes, if any)."""
-    ranks = {tag: i for i, tag in enumerate(rules.wheel_tags(target))}
+    ranks = _tag_ranks(target)
     best: tuple[int, str, WheelRef] | None = None
     for ref in candidate.wheels:
         if trusted is not None and ref.sha256 not in trusted:
@@ -263,6 +263,12 @@ def _select_wheel(candidate: _Candidate, target: rules.Target, trusted: frozense
                  'or set package_type = "image"',
         )
     return best[2]
+
+
+@functools.lru_cache(maxsize=32)
+def _tag_ranks(target: rules.Target) -> dict[str, int]:
+    """Each wheel tag ``target`` accepts, with its rank (0 = the best)."""
+    return {tag: i for i, tag in enumerate(rules.wheel_tags(target))}
 
 
 def describe_tags(target: rules.Target) -> str:
@@ -324,23 +330,19 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
         trusted = _trusted_hashes(group, inputs)
         chosen = {name: _select_wheel(c, target, trusted.get(name), group) for name, c in candidates.items()}
 
-        def read(ref: WheelRef) -> wheels.Metadata:
-            return store.metadata(ref, prefetcher.get(ref.url) if prefetcher else None)
-
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            metadata = dict(zip(chosen, pool.map(read, chosen.values()), strict=True))
+        metadata = _read_metadata(chosen, store, prefetcher)
     finally:
         if prefetcher is not None:
             prefetcher.close()
     nodes = {
         name: closure_mod.Node(name, candidates[name].version, metadata[name].requires_dist) for name in chosen
     }
-    env = rules.marker_environment(target)
+    walker = closure_mod.Walker(nodes, rules.marker_environment(target))
     closures: dict[str, closure_mod.Closure] = {}
     for fn in group.functions:
         source = inputs[fn.name]
         try:
-            closures[fn.name] = closure_mod.compute_closure(source.requirements, nodes, env)
+            closures[fn.name] = walker.closure(source.requirements)
         except closure_mod.MissingPin as exc:
             if source.is_lock:
                 raise _other_environment(group, exc.requirement, None, "does not list it") from None
@@ -368,11 +370,26 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
     return resolution, _function_locks(group, inputs, closures, resolution)
 
 
+def _read_metadata(chosen: Mapping[NormalizedName, WheelRef], store: WheelStore,
+                   prefetcher: wheels.Prefetcher | None) -> dict[NormalizedName, wheels.Metadata]:
+    """Each chosen wheel's metadata: what is cached or prefetched is read here, the rest fetched in parallel."""
+    def ready(ref: WheelRef) -> bool:
+        return store.has_metadata(ref) or (prefetcher is not None and prefetcher.wanted(ref.url))
+
+    out = {name: store.metadata(ref, prefetcher.get(ref.url) if prefetcher else None)
+           for name, ref in chosen.items() if ready(ref)}
+    missing = [name for name in chosen if name not in out]
+    if missing:
+        with ThreadPoolExecutor(max_workers=min(16, len(missing))) as pool:
+            out.update(zip(missing, pool.map(lambda n: store.metadata(chosen[n]), missing), strict=True))
+    return {name: out[name] for name in chosen}
+
+
 def _locked_wheel(ref: WheelRef, store: WheelStore, root: Path) -> LockedWheel:
     size = ref.size if ref.size is not None else store.fetch(ref).stat().st_size
     url = ref.url
     if url and url.startswith("file:"):
-        local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        local = wheels.file_url_path(url)
         try:
             return LockedWheel(ref.filename, ref.sha256, size, None, local.resolve().relative_to(root).as_posix())
         except ValueError:

@@ -11,7 +11,7 @@ from packaging.markers import Marker
 from packaging.utils import NormalizedName, canonicalize_name
 
 from lbuild import rules
-from lbuild.resolver.closure import ROOT, MissingPin, Node, compute_closure
+from lbuild.resolver.closure import ROOT, MissingPin, Node, Walker, compute_closure
 
 ARM312 = rules.marker_environment(rules.Target("python3.12", "arm64"))
 X86_311 = rules.marker_environment(rules.Target("python3.11", "x86_64"))
@@ -202,3 +202,23 @@ def test_closure_is_exactly_the_applicable_reachable_set(
                 assert child in roots
             else:
                 assert parent in names and any(d == child for d, _ in edges[parent])
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_graphs(), st.lists(st.lists(st.sampled_from([f"p{i}" for i in range(12)]), min_size=1, max_size=4),
+                                 min_size=2, max_size=5), st.sampled_from(ENVS))
+def test_a_walker_reused_across_functions_gives_each_its_own_closure(
+    case: tuple[dict[str, list[tuple[str, str]]], list[str]], root_sets: list[list[str]], env: Mapping[str, str]
+) -> None:
+    """The walker's caches (parsed lines, marker results) never leak one function's closure into another's."""
+    edges, _ = case
+    extras = ("", "[fast]")
+    nodes = {canonicalize_name(n): Node(canonicalize_name(n), "1.0",
+                                        tuple(_requirement(d, m) for d, m in deps)
+                                        + tuple(f'{d}; extra == "fast"' for d, _ in deps[:1]))
+             for n, deps in edges.items()}
+    walker = Walker(nodes, env)
+    for i, roots in enumerate(root_sets):
+        known = [f"{r}{extras[i % 2]}" for r in roots if r in edges]
+        if known:
+            assert walker.closure(known) == compute_closure(known, nodes, env)
