@@ -11,7 +11,6 @@ import base64
 import hashlib
 import os
 import socket
-import ssl
 import tempfile
 import threading
 import urllib.parse
@@ -27,8 +26,10 @@ import platformdirs
 
 from lbuild.errors import ResolutionError
 
-if TYPE_CHECKING:  # urllib3 (and urllib.request) are imported on first use: `lbuild lock` starts uv before
-    import urllib3  # it needs them, and their import costs as much as a tenth of a cold lock's overhead
+if TYPE_CHECKING:  # urllib3, ssl and urllib.request are imported on first use: `lbuild lock` starts uv before
+    import ssl  # it needs them, and their import costs as much as a tenth of a cold lock's overhead
+
+    import urllib3
 
 _CHUNK = 1 << 20
 _RETRIES = 3
@@ -340,6 +341,8 @@ def tls_context() -> ssl.SSLContext:
     Without it urllib3 builds a context and loads the CA store for each new connection: about 25 ms of CPU each,
     which made eight prefetch connections cost more CPU than uv's whole resolution.
     """
+    import ssl
+
     with _TLS_LOCK:
         if not _TLS:
             _TLS.append(ssl.create_default_context())
