@@ -450,6 +450,14 @@ def prune(
     emit({**plan.as_dict(), "deleted": True}, lambda: info(f"deleted {count} version(s)"))
 
 
+def _click_errors() -> tuple[type[Exception], type[Exception]]:
+    """Click's ``ClickException`` and ``UsageError``, from click itself or from the copy newer typers carry."""
+    ancestry = typer.BadParameter.__mro__
+    base = next(c for c in ancestry if c.__name__ == "ClickException")
+    usage = next(c for c in ancestry if c.__name__ == "UsageError")
+    return base, usage
+
+
 def main() -> None:
     """Entry point: run the app, map lbuild errors to messages and exit codes."""
     try:
@@ -463,11 +471,14 @@ def main() -> None:
         _err("error: interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        click_error, usage_error = _click_errors()
+        if isinstance(exc, usage_error):  # the contract's message format, --json included
+            path = getattr(getattr(exc, "ctx", None), "command_path", None) or "lbuild"
+            sys.exit(report(UsageError(exc.format_message().rstrip("."), where=path,  # type: ignore[attr-defined]
+                                       hint=f"see `{path} --help`")))
+        if isinstance(exc, click_error):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if STATE.debug:
             raise
         _err(f"error: unexpected {type(exc).__name__}: {exc}\nhint: run again with --debug for the traceback, "
