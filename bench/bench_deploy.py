@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchkit import kit, moto
+from benchkit import compile_lbuild, kit, moto
 
 
 def lbuild(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, dict | None, str]:
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--pool", default="real", choices=("real", "local"))
     parser.add_argument("--out", type=Path, default=Path(f"/tmp/bench-deploy-{int(time.time())}.json"))
     options = parser.parse_args()
+    compile_lbuild()
 
     work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
     workload = work / "workload"

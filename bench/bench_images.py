@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchkit import kit, moto
+from benchkit import compile_lbuild, kit, moto
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, dict]:
@@ -42,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--functions", type=int, default=5)
     options = parser.parse_args()
+    compile_lbuild()
     registry = os.environ.get("LBUILD_TEST_REGISTRY", "127.0.0.1:5000")
     import docker
 

@@ -81,10 +81,15 @@ def base_env() -> dict[str, str]:
 
 
 def lbuild_command() -> tuple[list[str], dict[str, str]]:
-    """The lbuild command and extra environment (PYTHONPATH with this checkout for the default)."""
+    """The lbuild command and extra environment (PYTHONPATH with this checkout for the default).
+
+    The checkout's bytecode is compiled first, as `pip install` does: with PYTHONDONTWRITEBYTECODE set
+    (as on some CI machines), every run would otherwise compile lbuild's sources again (about 0.06 s).
+    """
     custom = os.environ.get("LBUILD")
     if custom:
         return shlex.split(custom), {}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "lbuild")], check=True)
     path = os.environ.get("PYTHONPATH", "")
     return [sys.executable, "-m", "lbuild"], {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), path) if p)}
 

@@ -1,9 +1,12 @@
-"""Pieces the deploy and image benchmarks share: the workload generator and a moto server on 127.0.0.1."""
+"""Pieces the deploy and image benchmarks share: the workload generator, a moto server on 127.0.0.1, and
+compiled bytecode for the lbuild they measure."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +23,17 @@ def kit() -> Path:
         if (candidate / "make_workload.py").is_file():
             return candidate
     sys.exit("make_workload.py not found (expected ../shared/bench)")
+
+
+def compile_lbuild() -> None:
+    """Compile the bytecode of the lbuild this interpreter imports, as `pip install` does for a normal install.
+
+    An editable install (or a checkout on PYTHONPATH) under PYTHONDONTWRITEBYTECODE would otherwise compile
+    lbuild's sources again on every run measured (about 0.06 s each).
+    """
+    spec = importlib.util.find_spec("lbuild")
+    if spec is not None and spec.origin:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(spec.origin).parent)], check=True)
 
 
 @contextmanager
