@@ -305,17 +305,20 @@ ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (overrides lbuild.toml and AWS_REGION).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
 LockedOpt = Annotated[bool, typer.Option("--locked", help="Fail (exit 10) if lbuild.lock is stale; never re-lock.")]
+CanaryOpt = Annotated[float | None, typer.Option(
+    "--canary", metavar="PERCENT", help="Route PERCENT of each alias's traffic to the new versions; the versions "
+    "the aliases point at keep the rest. A deploy without it promotes.")]
 
 
 def _prepare(functions: list[str] | None, out: Path | None, profile: str | None, region: str | None,
-             log: Callable[[str], None], locked: bool = False) -> tuple[Any, Any, Any]:
+             log: Callable[[str], None], locked: bool = False, canary: float | None = None) -> tuple[Any, Any, Any]:
     from lbuild.publisher.aws import Aws
     from lbuild.publisher.deploy import prepare
 
     project = _project()
     aws = Aws(profile or STATE.profile, None)
     prepared = prepare(project, functions or [], (out or project.root / "dist").resolve(), aws,
-                       region or STATE.region, log, locked)
+                       region or STATE.region, log, locked, canary)
     return project, aws, prepared
 
 
@@ -331,6 +334,7 @@ def plan_command(
     functions: Annotated[list[str] | None, typer.Argument(help="Only these functions.")] = None,
     out: OutOpt = None,
     locked: LockedOpt = False,
+    canary: CanaryOpt = None,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
@@ -341,7 +345,7 @@ def plan_command(
     """Show what deploy would do against the live AWS state; exit 10 if anything would change."""
     _merge(config, json_, quiet, debug)
     with progress("planning") as log:
-        _, aws, prepared = _prepare(functions, out, profile, region, log, locked)
+        _, aws, prepared = _prepare(functions, out, profile, region, log, locked, canary)
     document = {**prepared.plan.as_dict(), "region": prepared.region,
                 "requests": {"reads": aws.reads, "writes": aws.writes, "by_operation": dict(aws.requests)}}
     emit(document, lambda: _show_plan(prepared.plan))
@@ -357,6 +361,7 @@ def deploy(
     wait: Annotated[bool, typer.Option("--wait", help="Wait until CloudFront has deployed Edge changes.")] = False,
     out: OutOpt = None,
     locked: LockedOpt = False,
+    canary: CanaryOpt = None,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
@@ -366,14 +371,14 @@ def deploy(
 ) -> None:
     """Package if needed, then publish layers, code, configuration and versions; move aliases last."""
     if dry_run:
-        plan_command(functions, out, locked, profile, region, config, json_, quiet, debug)
+        plan_command(functions, out, locked, canary, profile, region, config, json_, quiet, debug)
         return
     _merge(config, json_, quiet, debug)
     from lbuild.publisher.deploy import execute
 
     started = time.perf_counter()
     with progress("planning") as log:
-        project, aws, prepared = _prepare(functions, out, profile, region, log, locked)
+        project, aws, prepared = _prepare(functions, out, profile, region, log, locked, canary)
     plan = prepared.plan
     if plan.changes and not yes and not STATE.json and sys.stdin.isatty() and sys.stderr.isatty():
         _show_plan(plan)

@@ -170,14 +170,22 @@ def read_function(aws: Aws, name: str, alias: str | None, region: str) -> Remote
     if alias is None:
         return remote
     try:
+        routing = aws.call("lambda", "get_alias", f"alias {alias} of {name}", region, FunctionName=name,
+                           Name=alias).get("RoutingConfig") or {}
         aliased = aws.call("lambda", "get_function", f"alias {alias} of {name}", region, FunctionName=name,
                            Qualifier=alias)["Configuration"]
     except AwsError as exc:
         if _not_found(exc):
             return remote
         raise
-    return replace(remote, alias_version=aliased.get("Version"), alias_code_sha256=aliased.get("CodeSha256"),
-                   alias_config=config_from_aws(aliased))
+    weights = {str(v): float(w) for v, w in (routing.get("AdditionalVersionWeights") or {}).items()}
+    remote = replace(remote, alias_version=aliased.get("Version"), alias_code_sha256=aliased.get("CodeSha256"),
+                     alias_config=config_from_aws(aliased), alias_weights=weights)
+    if not weights:
+        return remote
+    canary = aws.call("lambda", "get_function", f"version {next(iter(weights))} of {name}", region,
+                      FunctionName=name, Qualifier=next(iter(weights)))["Configuration"]
+    return replace(remote, canary_code_sha256=canary.get("CodeSha256"), canary_config=config_from_aws(canary))
 
 
 def distribution_config(aws: Aws, distribution: str) -> tuple[dict[str, Any], str]:

@@ -11,7 +11,7 @@ from typing import Any
 from lbuild import rules
 from lbuild.builders.package import PackageResult, package
 from lbuild.config import Project, select
-from lbuild.errors import ConfigError
+from lbuild.errors import ConfigError, UsageError
 from lbuild.publisher import aws as aws_mod
 from lbuild.publisher import images
 from lbuild.publisher.edge import TRUST_POLICY
@@ -32,8 +32,12 @@ class Prepared:
 
 
 def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None,
-            log: Log, locked: bool = False) -> Prepared:
-    """Package (from the build cache when nothing changed), read the remote state, plan."""
+            log: Log, locked: bool = False, canary: float | None = None) -> Prepared:
+    """Package (from the build cache when nothing changed), read the remote state, plan.
+
+    ``canary`` is the percentage of each alias's traffic a canary release routes to the new versions.
+    """
+    weight = canary_weight(project, names, canary)
     packaged = package(project, names, dist, log=log, locked=locked)
     chosen = aws.require_region(region or project.region)
     registry = _registry(project, packaged.manifest, aws, chosen)
@@ -48,7 +52,26 @@ def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws
         remote = replace(remote, images={
             f.name: images.remote_digest(f.image.repository, f.image.tag, registry) for f in functions if f.image
         })
-    return Prepared(plan(project, layers, functions, remote, project.alias), chosen, packaged, registry)
+    return Prepared(plan(project, layers, functions, remote, project.alias, weight), chosen, packaged, registry)
+
+
+def canary_weight(project: Project, names: Sequence[str], canary: float | None) -> float | None:
+    """Lambda's routing weight for ``--canary PERCENT``, checked before anything is built (None: no canary)."""
+    if canary is None:
+        return None
+    if not 0 < canary < 100:
+        raise UsageError(f"--canary {canary:g} is not a percentage between 0 and 100 (exclusive)",
+                         where="--canary",
+                         hint="e.g. --canary 10 routes 10% of each alias's traffic to the new version")
+    if project.alias is None:
+        raise UsageError("--canary needs an alias to split traffic on", where="[project].alias in lbuild.toml",
+                         hint='set alias = "live" under [project] and point your triggers at the alias')
+    edge = [fn.name for fn in select(project, names) if fn.edge is not None]
+    if edge:
+        raise UsageError(f"Lambda@Edge functions cannot take a canary: {', '.join(edge)}", where="--canary",
+                         hint="CloudFront runs one numbered version; deploy the Edge functions on their own, "
+                              "without --canary (`lbuild deploy FN ...`)")
+    return round(canary / 100, 6)
 
 
 def _registry(project: Project, manifest: Mapping[str, Any], aws: aws_mod.Aws, region: str) -> images.Registry | None:

@@ -32,6 +32,7 @@ from lbuild.publisher.plan import (
     UpdateConfig,
     UploadObject,
     WantedFunction,
+    percent,
 )
 
 Log = Callable[[str], None]
@@ -256,11 +257,21 @@ class Executor:
                 return f"version {response['Version']}"
             case MoveAlias():
                 fn = step.function
-                version = self.versions.get(fn.name) or step.version
+                version = step.version or self.versions.get(fn.name)
                 assert version is not None
-                operation = "create_alias" if step.create else "update_alias"
-                self._lambda(operation, f"alias {step.alias} of {fn.name}", FunctionName=fn.name, Name=step.alias,
-                             FunctionVersion=version)
+                if step.weight is not None:  # canary: the old version stays primary
+                    assert step.keep is not None
+                    self._lambda("update_alias", f"alias {step.alias} of {fn.name}", FunctionName=fn.name,
+                                 Name=step.alias, FunctionVersion=step.keep,
+                                 RoutingConfig={"AdditionalVersionWeights": {version: step.weight}})
+                    return f"{percent(step.weight)} -> version {version}, the rest -> version {step.keep}"
+                if step.create:
+                    self._lambda("create_alias", f"alias {step.alias} of {fn.name}", FunctionName=fn.name,
+                                 Name=step.alias, FunctionVersion=version)
+                else:  # an empty routing drops any canary
+                    self._lambda("update_alias", f"alias {step.alias} of {fn.name}", FunctionName=fn.name,
+                                 Name=step.alias, FunctionVersion=version,
+                                 RoutingConfig={"AdditionalVersionWeights": {}})
                 return f"-> version {version}"
             case AssociateEdge():
                 fn = step.function

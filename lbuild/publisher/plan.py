@@ -13,7 +13,7 @@ from typing import Any
 
 from lbuild import rules
 from lbuild.config import Function, Project
-from lbuild.errors import ConfigError
+from lbuild.errors import ConfigError, UsageError
 from lbuild.publisher.edge import Association
 
 LAYER_DESCRIPTION = "lbuild sha256:{sha256}"
@@ -118,6 +118,13 @@ class RemoteFunction:
     alias_config: FunctionConfig | None = None
     edge_arn: str | None = None  # Edge: the ARN CloudFront has for the association now (any function)
     image_uri: str | None = None  # image functions: Code.ImageUri of $LATEST
+    alias_weights: Mapping[str, float] = field(default_factory=dict)  # the alias's AdditionalVersionWeights
+    canary_code_sha256: str | None = None  # the version those weights route to (one at most)
+    canary_config: FunctionConfig | None = None
+
+    @property
+    def canary_version(self) -> str | None:
+        return next(iter(self.alias_weights), None)
 
 
 @dataclass(frozen=True)
@@ -224,9 +231,20 @@ class MoveAlias(Step):
     alias: str
     create: bool
     version: str | None = None  # known when no new version is published
+    keep: str | None = None  # canary: the version that keeps the rest of the traffic
+    weight: float | None = None  # canary: the share routed to ``version`` (or the new version)
 
     def describe(self) -> str:
+        if self.weight is not None:
+            target = f"version {self.version}" if self.version else "the new version"
+            return (f"route {percent(self.weight)} of alias {self.alias} of {self.function.name} to {target} "
+                    f"(version {self.keep} keeps the rest)")
         return f"{'create' if self.create else 'move'} alias {self.alias} of {self.function.name}"
+
+
+def percent(weight: float) -> str:
+    """``0.1`` -> ``10%`` (Lambda's routing weight as a user gives it)."""
+    return f"{round(weight * 100, 4):g}%"
 
 
 @dataclass(frozen=True)
@@ -324,8 +342,13 @@ def s3_key(project: Project, sha256: str) -> str:
 
 
 def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[WantedFunction],
-         remote: RemoteState, alias: str | None) -> Plan:
-    """Every step, in execution order, with its reason. Pure."""
+         remote: RemoteState, alias: str | None, canary: float | None = None) -> Plan:
+    """Every step, in execution order, with its reason. Pure.
+
+    With ``canary`` (a weight in (0, 1)), an alias that already points at a version keeps it and routes that
+    share of its traffic to the new version; without it, the alias points at the new version alone (which
+    promotes a canary, or drops one whose code is no longer wanted).
+    """
     steps: list[Step] = []
     bucket = project.artifact_bucket
 
@@ -405,16 +428,65 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
             else:
                 steps.append(Unchanged(f"CloudFront already runs {old} with this code",
                                        f"association of {fn.name} ({fn.edge.behaviour()}, {fn.edge.event_type})"))
-        elif changed or (alias is not None and not released):
+        elif alias is None:
+            if changed:
+                steps.append(PublishVersion("code or configuration changed", fn))
+        else:
+            _plan_alias(steps, moves, fn, current, alias, canary, changed=changed, released=released,
+                        code_sha256=code_sha256)
+    return Plan(tuple(steps + moves))
+
+
+def _plan_alias(steps: list[Step], moves: list[Step], fn: WantedFunction, current: RemoteFunction | None,
+                alias: str, canary: float | None, *, changed: bool, released: bool, code_sha256: str) -> None:
+    """The version and alias steps of one (non-Edge) function."""
+    config = fn.config
+    where = f"alias {alias} of {fn.name}"
+    exists = current is not None and current.alias_version is not None
+    routed = current.canary_version if current is not None else None
+    canary_released = current is not None and routed is not None and current.canary_code_sha256 == code_sha256 \
+        and current.canary_config == config
+    last = "moved last, after every function has its new version"
+    if canary is None or not exists or released:
+        if released and not changed:
+            assert current is not None
+            if routed is None:
+                steps.append(Unchanged(f"alias {alias} already points at version {current.alias_version}", where))
+            else:
+                moves.append(MoveAlias(f"version {current.alias_version} has this code: the canary routing to "
+                                       f"version {routed} is dropped", fn, alias, create=False,
+                                       version=current.alias_version))
+        elif canary_released and not changed:
+            assert current is not None
+            weight = percent(current.alias_weights[routed or ""])
+            moves.append(MoveAlias(f"promote version {routed} (canary at {weight}) to all traffic", fn, alias,
+                                   create=False, version=routed))
+        else:
             steps.append(PublishVersion("code or configuration changed" if changed
                                         else f"alias {alias} does not point at the current code", fn))
-            if alias is not None:
-                moves.append(MoveAlias("moved last, after every function has its new version", fn, alias,
-                                       create=current is None or current.alias_version is None))
-        elif alias is not None:
-            version = current.alias_version if current else "?"
-            steps.append(Unchanged(f"alias {alias} already points at version {version}", f"alias {alias} of {fn.name}"))
-    return Plan(tuple(steps + moves))
+            why = last if canary is None or exists else f"{last}; no earlier version to keep, so no canary"
+            moves.append(MoveAlias(why, fn, alias, create=not exists))
+        return
+    assert current is not None and current.alias_version is not None and current.alias_config is not None
+    if current.alias_config.role != config.role:
+        raise UsageError(
+            f"a canary needs one execution role for both versions: alias {alias} runs version "
+            f"{current.alias_version} with role {current.alias_config.role}, the new version has {config.role}",
+            where=f"function {fn.name}",
+            hint="deploy without --canary (the alias then moves at once), or keep the role for this release",
+        )
+    if canary_released and not changed:
+        assert routed is not None
+        if current.alias_weights[routed] == canary:
+            steps.append(Unchanged(f"alias {alias} already routes {percent(canary)} to version {routed}", where))
+        else:
+            moves.append(MoveAlias(f"canary weight {percent(current.alias_weights[routed])} -> {percent(canary)}",
+                                   fn, alias, create=False, version=routed, keep=current.alias_version,
+                                   weight=canary))
+        return
+    steps.append(PublishVersion("code or configuration changed" if changed
+                                else f"alias {alias} does not point at the current code", fn))
+    moves.append(MoveAlias(f"canary: {last}", fn, alias, create=False, keep=current.alias_version, weight=canary))
 
 
 def config_from_aws(configuration: Mapping[str, Any]) -> FunctionConfig:

@@ -342,7 +342,9 @@ def test_second_deploy_writes_nothing_and_plan_is_clean(demo: Demo, monkeypatch:
     assert again.writes == 0
     assert again.json()["requests"]["writes"] == 0
     assert again.json()["changes"] == 0
-    assert again.reads <= 3 * len(FUNCTIONS), again.counts
+    # per function: GetFunction, GetAlias (its canary routing), GetFunction of the alias; per layer: one listing
+    reads_bound = 3 * len(FUNCTIONS) + len(demo.manifest()["layers"])
+    assert again.reads <= reads_bound, again.counts
     _requests_match(again)
 
     plan = demo.run("plan")
@@ -356,7 +358,7 @@ def test_second_deploy_writes_nothing_and_plan_is_clean(demo: Demo, monkeypatch:
     fresh = demo.run("plan", "--json")
     assert fresh.code == 0, fresh.stdout + fresh.stderr
     assert fresh.json()["changes"] == 0
-    assert fresh.writes == 0 and fresh.reads <= 3 * len(FUNCTIONS)
+    assert fresh.writes == 0 and fresh.reads <= reads_bound
 
 
 # --- targeted updates --------------------------------------------------------------------------------------
@@ -475,7 +477,7 @@ def test_artifact_over_direct_upload_limit_goes_through_s3(demo: Demo, big_wheel
 
     again = demo.deploy()
     assert again.writes == 0 and again.uploads() == 0
-    assert again.reads <= 3 * len(demo.names)
+    assert again.reads <= 3 * len(demo.names) + len(demo.manifest()["layers"]) + 2, again.counts  # + S3 heads
 
     # the object is there already: a re-created function points at it without uploading again
     demo.aws.lambda_.delete_function(FunctionName=_fn("media"))
@@ -694,3 +696,96 @@ def test_dry_run_equals_plan_and_json_is_one_document(demo: Demo) -> None:
     assert _steps(plan) == _steps(dry)
     assert _steps(plan)[0] == 0
 
+
+
+# --- canary releases (--canary PERCENT) -----------------------------------------------------------------------
+
+
+def _routing(demo: Demo, name: str) -> tuple[str, dict[str, float]]:
+    alias = demo.aws.lambda_.get_alias(FunctionName=_fn(name), Name=ALIAS)
+    return str(alias["FunctionVersion"]), dict((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})
+
+
+def test_canary_routes_a_share_to_the_new_version_and_a_plain_deploy_promotes_it(demo: Demo) -> None:
+    demo.deploy()
+    (demo.root / "functions" / "users" / "app.py").write_text("def handler(event, context):\n    return 2\n")
+
+    canary = demo.deploy("--canary", "10")
+    assert canary.touched("PublishVersion") == {_fn("users")}
+    assert canary.touched("UpdateAlias") == {_fn("users")}
+    assert canary.params("lambda.UpdateAlias") == [{"FunctionName": _fn("users"), "Name": ALIAS, "FunctionVersion": "1",
+                                                    "RoutingConfig": {"AdditionalVersionWeights": {"2": 0.1}}}]
+    assert _routing(demo, "users") == ("1", {"2": 0.1})
+    assert all(_routing(demo, n) == ("1", {}) for n in ("orders", "reports", "legacy"))
+
+    same = demo.deploy("--canary", "10")
+    assert same.writes == 0, same.counts
+    assert any(s["reason"] == f"alias {ALIAS} already routes 10% to version 2" for s in same.json()["steps"])
+
+    wider = demo.deploy("--canary", "25")
+    assert wider.writes == 1 and wider.touched("PublishVersion") == set()
+    assert _routing(demo, "users") == ("1", {"2": 0.25})
+
+    plan = demo.run("plan")
+    assert plan.code == 10 and "promote version 2 (canary at 25%) to all traffic" in plan.stderr, plan.stderr
+    promote = demo.deploy()
+    assert promote.writes == 1 and promote.touched("PublishVersion") == set()
+    assert _routing(demo, "users") == ("2", {})
+    assert demo.versions("users") == ["1", "2"]
+    assert demo.deploy().writes == 0
+
+
+def test_a_plain_deploy_of_the_old_code_drops_the_canary(demo: Demo) -> None:
+    demo.deploy()
+    app = demo.root / "functions" / "users" / "app.py"
+    original = app.read_text()
+    app.write_text("def handler(event, context):\n    return 'bad'\n")
+    demo.deploy("--canary", "5")
+    assert _routing(demo, "users") == ("1", {"2": 0.05})
+
+    app.write_text(original)
+    rollback = demo.deploy()
+    _, weights = _routing(demo, "users")
+    assert weights == {}
+    aliased = demo.aws.lambda_.get_function(FunctionName=_fn("users"), Qualifier=ALIAS)["Configuration"]
+    built = next(f for f in demo.manifest()["functions"] if f["name"] == "users")
+    assert aliased["CodeSha256"] == built["code_sha256"]
+    assert rollback.touched("UpdateAlias") == {_fn("users")}
+    assert demo.deploy().writes == 0
+
+
+def test_canary_on_a_first_deploy_creates_the_aliases_at_the_new_versions(demo: Demo) -> None:
+    result = demo.deploy("--canary", "10")
+    assert result.counts["lambda.CreateAlias"] == len(FUNCTIONS)
+    assert all(_routing(demo, n) == ("1", {}) for n in FUNCTIONS)
+    assert any("no earlier version to keep, so no canary" in s["reason"] for s in result.json()["steps"])
+
+
+@pytest.mark.parametrize(("edit", "args", "message"), [
+    (None, ("--canary", "150"), "error: --canary 150 is not a percentage between 0 and 100"),
+    (None, ("--canary", "0"), "error: --canary 0 is not a percentage between 0 and 100"),
+    ("no-alias", ("--canary", "10"), "error: --canary needs an alias to split traffic on ([project].alias in"),
+])
+def test_bad_canary_requests_are_usage_errors_before_anything_is_built(
+        demo: Demo, edit: str | None, args: tuple[str, ...], message: str) -> None:
+    if edit == "no-alias":
+        config = demo.root / "lbuild.toml"
+        config.write_text(config.read_text().replace(f'alias = "{ALIAS}"\n', ""))
+    result = demo.run("deploy", *args)
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(message), result.stderr
+    assert "hint: " in result.stderr
+    assert not (demo.root / "dist").exists(), "nothing was built"
+    assert result.writes == 0 and result.reads == 0
+
+
+def test_canary_refuses_a_new_role_before_any_write(demo: Demo) -> None:
+    demo.deploy()
+    demo.aws.create_role("other-role")
+    demo.roles = {"users": demo.aws.role_arn_for("other-role")}
+    demo.write()
+    result = demo.run("deploy", "--canary", "10")
+    assert result.code == 2, result.stderr
+    assert "a canary needs one execution role for both versions" in result.stderr
+    assert "(function demo-users)" in result.stderr and "hint: deploy without --canary" in result.stderr
+    assert result.writes == 0

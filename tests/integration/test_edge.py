@@ -598,3 +598,19 @@ def test_deploy_wait_waits_until_the_distribution_is_deployed(site: Site, waiter
 
     plain = site.deploy()
     assert plain.counts["cloudfront.GetDistribution"] == 0, "no waiting without --wait"
+
+
+def test_canary_is_refused_for_edge_functions_and_allowed_for_the_others(site: Site) -> None:
+    site.deploy()
+    refused = site.run("deploy", "--canary", "10")
+    assert refused.code == 2, refused.stderr
+    assert refused.stderr.startswith("error: Lambda@Edge functions cannot take a canary: ")
+    assert "viewer" in refused.stderr and "origin" in refused.stderr and "api" not in refused.stderr.split("\n")[0]
+    assert "hint: CloudFront runs one numbered version" in refused.stderr
+    assert refused.writes == 0 and refused.reads == 0
+
+    site.edit("api", "v2")
+    canary = site.deploy("api", "--canary", "10")
+    routing = site.aws.lambda_.get_alias(FunctionName=_fn("api"), Name=ALIAS)["RoutingConfig"]
+    assert routing == {"AdditionalVersionWeights": {"2": 0.1}}
+    assert canary.counts["cloudfront.UpdateDistribution"] == 0

@@ -12,6 +12,7 @@ import pytest
 
 from lbuild import rules
 from lbuild.config import Project
+from lbuild.errors import UsageError
 from lbuild.publisher.plan import (
     CreateFunction,
     FunctionConfig,
@@ -344,3 +345,81 @@ def test_config_from_aws_defaults_what_aws_leaves_out(missing: str) -> None:
     got = config_from_aws(configuration)
     expected = config() if missing != "Environment" else config(environment=())
     assert got == expected
+
+
+# --- canary routing ---------------------------------------------------------------------------------------
+
+
+def _canary_state(fn: WantedFunction, *, primary_code: str = "old-code", routed: dict[str, float] | None = None,
+                  routed_code: str | None = None) -> RemoteState:
+    """``fn`` in $LATEST; the alias on version 3 (``primary_code``), maybe routing to version 4 (``routed_code``)."""
+    current = replace(remote(fn), alias_code_sha256=primary_code, alias_weights=routed or {},
+                      canary_code_sha256=routed_code, canary_config=fn.config if routed_code else None)
+    return RemoteState(functions={fn.name: current}, layers={})
+
+
+def test_canary_keeps_the_alias_version_and_routes_a_share_to_the_new_one() -> None:
+    fn = wanted()
+    result = plan(project(), [], [fn], _canary_state(fn), "live", canary=0.1)
+    assert kinds(result) == ["Unchanged", "PublishVersion", "MoveAlias"]
+    move = result.steps[-1]
+    assert isinstance(move, MoveAlias)
+    assert (move.keep, move.weight, move.version, move.create) == ("3", 0.1, None, False)
+    assert move.describe() == "route 10% of alias live of shop-orders to the new version (version 3 keeps the rest)"
+
+
+def test_canary_at_the_same_weight_is_unchanged_and_a_new_weight_moves_only_the_alias() -> None:
+    fn = wanted()
+    state = _canary_state(fn, routed={"4": 0.1}, routed_code=fn.code_sha256)
+    same = plan(project(), [], [fn], state, "live", canary=0.1)
+    assert same.changes == () and same.steps[-1].reason == "alias live already routes 10% to version 4"
+    wider = plan(project(), [], [fn], state, "live", canary=0.5)
+    assert [type(s) for s in wider.changes] == [MoveAlias]
+    move = wider.changes[0]
+    assert isinstance(move, MoveAlias) and (move.version, move.keep, move.weight) == ("4", "3", 0.5)
+    assert move.reason == "canary weight 10% -> 50%"
+
+
+def test_a_plain_deploy_promotes_the_canary_version_without_publishing() -> None:
+    fn = wanted()
+    result = plan(project(), [], [fn], _canary_state(fn, routed={"4": 0.25}, routed_code=fn.code_sha256), "live")
+    assert [type(s) for s in result.changes] == [MoveAlias]
+    move = result.changes[0]
+    assert isinstance(move, MoveAlias) and (move.version, move.weight, move.create) == ("4", None, False)
+    assert move.reason == "promote version 4 (canary at 25%) to all traffic"
+
+
+def test_a_plain_deploy_of_the_primary_code_drops_the_routing() -> None:
+    fn = wanted()
+    state = _canary_state(fn, primary_code=fn.code_sha256, routed={"4": 0.1}, routed_code="bad-code")
+    result = plan(project(), [], [fn], state, "live")
+    assert [type(s) for s in result.changes] == [MoveAlias]
+    move = result.changes[0]
+    assert isinstance(move, MoveAlias) and move.version == "3" and move.weight is None
+    assert "the canary routing to version 4 is dropped" in move.reason
+
+
+def test_a_new_build_during_a_canary_replaces_the_routed_version() -> None:
+    fn = wanted()
+    result = plan(project(), [], [fn], _canary_state(fn, routed={"4": 0.1}, routed_code="older-canary"), "live",
+                  canary=0.1)
+    assert [type(s) for s in result.changes] == [PublishVersion, MoveAlias]
+    move = result.changes[-1]
+    assert isinstance(move, MoveAlias) and (move.version, move.keep, move.weight) == (None, "3", 0.1)
+
+
+def test_canary_without_an_earlier_version_creates_the_alias_plainly() -> None:
+    fn = wanted()
+    result = plan(project(), [], [fn], RemoteState(functions={fn.name: None}, layers={}), "live", canary=0.1)
+    move = result.steps[-1]
+    assert isinstance(move, MoveAlias) and move.create and move.weight is None
+    assert move.reason.endswith("no earlier version to keep, so no canary")
+
+
+def test_canary_refuses_a_role_change() -> None:
+    fn = wanted()
+    state = _canary_state(fn)
+    moved = replace(state.functions[fn.name], alias_config=replace(fn.config, role=ROLE + "-old"))
+    with pytest.raises(UsageError, match="a canary needs one execution role for both versions") as caught:
+        plan(project(), [], [fn], RemoteState(functions={fn.name: moved}, layers={}), "live", canary=0.1)
+    assert caught.value.exit_code == 2 and caught.value.where == "function shop-orders"
