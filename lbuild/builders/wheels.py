@@ -246,7 +246,8 @@ class Prefetcher:
     address (TLS still checks the host name). Behind a proxy, the ordinary pool is used.
     """
 
-    def __init__(self, hosts: Sequence[str] = (), workers: int = 8) -> None:
+    def __init__(self, hosts: Sequence[str] = (), workers: int = 8, skip: frozenset[str] = frozenset()) -> None:
+        self._skip = skip  # URLs whose metadata the caller has already
         self._pool = ThreadPoolExecutor(max_workers=workers)
         self._workers = workers
         self._futures: dict[str, Future[Prefetched | None]] = {}
@@ -275,6 +276,8 @@ class Prefetcher:
             return pool
 
     def want(self, url: str) -> None:
+        if url in self._skip:
+            return
         with self._lock:
             if url not in self._futures:
                 self._futures[url] = self._pool.submit(self._fetch, url)

@@ -318,9 +318,11 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
     # While uv resolves, fetch the metadata of the wheels it looks at (remote indexes only).
     files_host = "https://files.pythonhosted.org/" if project.index.index_url.startswith("https://pypi.org/") \
         else project.index.index_url
-    # Only for a first resolution: after that, nearly all metadata is cached and the connections opened for
-    # the prefetch would cost more than they save.
-    prefetcher = None if project.index.no_index or previous is not None else wheels.Prefetcher([files_host])
+    # Wheels of the previous resolution whose metadata is cached are not fetched again; the prefetcher opens
+    # connections only when a URL needs them, so a re-resolution that adds nothing new costs one name lookup.
+    known = frozenset(p.wheel.url for p in (previous.packages if previous else ())
+                      if p.wheel.url and store.has_metadata(WheelRef(p.wheel.filename, p.wheel.sha256)))
+    prefetcher = None if project.index.no_index else wheels.Prefetcher([files_host], skip=known)
     try:
         candidates, failure = _compile(group.functions, inputs, project, target, workdir,
                                        _preferences(previous, project.root), upgrade,
