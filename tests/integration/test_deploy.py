@@ -184,8 +184,26 @@ def big_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+class DeployingProject:
+    """``deploy`` and ``manifest`` for a test project on disk that has ``root`` and ``run`` (the CLI there)."""
+
+    root: Path
+
+    def run(self, *args: str) -> Run:
+        raise NotImplementedError
+
+    def deploy(self, *args: str) -> Run:
+        """``lbuild deploy --json`` that must succeed."""
+        result = self.run("deploy", "--json", *args)
+        assert result.code == 0, result.stderr
+        return result
+
+    def manifest(self) -> dict[str, Any]:
+        return dict(json.loads((self.root / "dist" / "manifest.json").read_text(encoding="utf-8")))
+
+
 @dataclass
-class Demo:
+class Demo(DeployingProject):
     """The demo project on disk, and ``run`` for the CLI in its folder."""
 
     root: Path
@@ -228,15 +246,6 @@ class Demo:
 
     def run(self, *args: str, before_call: tuple[Callable[..., Any], ...] = ()) -> Run:
         return self.run_cli(self.root, *args, before_call=before_call)
-
-    def deploy(self, *args: str) -> Run:
-        """``lbuild deploy --json`` that must succeed."""
-        result = self.run("deploy", "--json", *args)
-        assert result.code == 0, result.stderr
-        return result
-
-    def manifest(self) -> dict[str, Any]:
-        return dict(json.loads((self.root / "dist" / "manifest.json").read_text(encoding="utf-8")))
 
     @property
     def names(self) -> list[str]:

@@ -32,7 +32,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from lbuild.publisher.edge import TRUST_POLICY
-from tests.integration.test_deploy import READ_PREFIXES, Run, RunCli
+from tests.integration.test_deploy import READ_PREFIXES, DeployingProject, Run, RunCli
 from tests.support.moto_server import ACCOUNT, MotoAws
 
 PROJECT = "site"
@@ -196,7 +196,7 @@ DISTRIBUTION_CONFIG: dict[str, Any] = {
 
 
 @dataclass
-class Site:
+class Site(DeployingProject):
     """The project on disk, the fake CloudFront, and ``run`` for the CLI in the project folder."""
 
     root: Path
@@ -239,14 +239,6 @@ class Site:
 
     def run(self, *args: str) -> Run:
         return self.run_cli(self.root, *args, before_call=(self.cloudfront,))
-
-    def deploy(self, *args: str) -> Run:
-        result = self.run("deploy", "--json", *args)
-        assert result.code == 0, result.stderr
-        return result
-
-    def manifest(self) -> dict[str, Any]:
-        return dict(json.loads((self.root / "dist" / "manifest.json").read_text(encoding="utf-8")))
 
     def lambda_in(self, region: str) -> Any:
         import boto3
