@@ -54,9 +54,42 @@ class LimitError(LbuildError):
 
 
 class AwsError(LbuildError):
-    """AWS refused or failed a call."""
+    """AWS refused or failed a call: ``code`` is AWS's error code (``ResourceNotFoundException``, ``404``, ...)
+    and ``operation`` the API operation (``CreateFunction``), when known. Callers branch on ``code``, never on
+    the message text."""
 
     exit_code = 6
+
+    def __init__(self, what: str, where: str | None = None, hint: str | None = None, *, code: str | None = None,
+                 operation: str | None = None) -> None:
+        super().__init__(what, where, hint)
+        self.code = code
+        self.operation = operation
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "code": self.code, "operation": self.operation}
+
+
+class DeployFailed(AwsError):
+    """A deploy (or prune) stopped part-way: ``steps`` holds every step with its state (done / not done /
+    failed / rolled back / ...), so the full report reaches ``--json``."""
+
+    def __init__(self, what: str, where: str | None = None, hint: str | None = None, *,
+                 steps: list[dict[str, object]], code: str | None = None, operation: str | None = None,
+                 interrupted: bool = False) -> None:
+        super().__init__(what, where, hint, code=code, operation=operation)
+        self.steps = steps
+        if interrupted:
+            self.exit_code = Interrupted.exit_code
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "steps": self.steps}
+
+
+class Interrupted(LbuildError):
+    """Ctrl-C (SIGINT): the work stopped cleanly; exit 130 as shells expect."""
+
+    exit_code = 130
 
 
 class ChangesPending(LbuildError):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -36,7 +36,14 @@ from lbuild.publisher.plan import (
 from lbuild.rules import EDGE_REGION
 
 _READ_PREFIXES = ("Get", "List", "Head", "Describe", "Simulate")
-_CONFLICT_RETRIES = 8
+#: botocore's standard retry mode, the one retry policy: attempts in all (first try included) for throttling,
+#: 5xx and connection errors, with botocore's capped exponential backoff (1, 2, 4, 8, 16 s of jitter at most),
+#: so that a persistent throttle fails within a minute instead of retrying for ten.
+RETRY_ATTEMPTS = 6
+NOT_FOUND = frozenset({"ResourceNotFoundException", "NoSuchEntity", "404", "NotFound", "NoSuchKey",
+                       "RepositoryNotFoundException", "NoSuchDistribution"})
+THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling", "SlowDown",
+                       "RequestLimitExceeded", "ThrottledException"})
 
 
 class Aws:
@@ -52,9 +59,12 @@ class Aws:
         self.region = self.session.region_name
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str | None], Any] = {}
-        self._config = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=16,
-                              user_agent_extra=f"lbuild/{__version__}")
+        self._clients: dict[tuple[str, str | None, bool], Any] = {}
+        self._configs = {
+            retried: Config(retries={"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS if retried else 1},
+                            max_pool_connections=16, user_agent_extra=f"lbuild/{__version__}")
+            for retried in (True, False)
+        }
         self.session.events.register("before-call", self._count)
 
     def _count(self, event_name: str, **_: Any) -> None:
@@ -77,38 +87,58 @@ class Aws:
                               hint="set region in lbuild.toml, or AWS_REGION, or pass --region")
         return chosen
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        key = (service, region)
+    def client(self, service: str, region: str | None = None, retried: bool = True) -> Any:
+        """A cached client; ``retried=False``: one attempt only, for calls whose retry must re-read first."""
+        key = (service, region, retried)
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = self.session.client(service, region_name=region or self.region,
-                                                         config=self._config)
+                                                         config=self._configs[retried])
             return self._clients[key]
 
-    def call(self, service: str, operation: str, resource: str, region: str | None = None, **kwargs: Any) -> Any:
-        """Call ``operation``; retry update conflicts; turn every failure into an AwsError."""
-        client = self.client(service, region)
-        for attempt in range(_CONFLICT_RETRIES):
-            try:
-                return getattr(client, operation)(**kwargs)
-            except botocore.exceptions.ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in ("ResourceConflictException", "TooManyRequestsException") and \
-                        attempt < _CONFLICT_RETRIES - 1:
-                    time.sleep(min(8.0, 0.25 * 2**attempt))
-                    continue
-                raise translate(exc, operation, resource, role=kwargs.get("Role")) from None
-            except botocore.exceptions.NoCredentialsError:
-                raise AwsError("no AWS credentials found", where=resource,
-                               hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "
-                                    "`aws configure`") from None
-            except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionError) as exc:
-                raise AwsError(f"cannot reach AWS for {_action(operation)}: {exc}", where=resource,
-                               hint="check the network, AWS_ENDPOINT_URL and the region") from None
-            except (botocore.exceptions.BotoCoreError, botocore.parsers.ResponseParserError) as exc:
-                raise AwsError(f"{_action(operation)} failed: {exc}", where=resource) from None
-        raise AssertionError("unreachable")
+    def call(self, service: str, operation: str, resource: str, region: str | None = None, *,
+             retried: bool = True, **kwargs: Any) -> Any:
+        """Call ``operation`` (botocore retries throttling, 5xx and resets); every failure becomes an AwsError."""
+        client = self.client(service, region, retried)
+        with _translated(operation, resource, kwargs.get("Role")):
+            return getattr(client, operation)(**kwargs)
 
+    def pages(self, service: str, operation: str, key: str, resource: str, region: str | None = None,
+              **kwargs: Any) -> list[Any]:
+        """Every item under ``key`` of every page (boto3's paginator)."""
+        paginator = self.client(service, region).get_paginator(operation)
+        items: list[Any] = []
+        with _translated(operation, resource):
+            for page in paginator.paginate(**kwargs):
+                items += page.get(key, [])
+        return items
+
+
+@contextmanager
+def _translated(operation: str, resource: str, role: str | None = None) -> Iterator[None]:
+    """botocore's exceptions -> AwsError (with AWS's code and the operation)."""
+    op = _action(operation)
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        raise translate(exc, operation, resource, role=role) from None
+    except botocore.exceptions.NoCredentialsError:
+        raise AwsError("no AWS credentials found", where=resource, operation=op, code="NoCredentials",
+                       hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "
+                            "`aws configure`") from None
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionError) as exc:
+        raise AwsError(f"cannot reach AWS for {op}: {exc}", where=resource, operation=op, code="ConnectionError",
+                       hint="check the network, AWS_ENDPOINT_URL and the region") from None
+    except (botocore.exceptions.BotoCoreError, botocore.parsers.ResponseParserError) as exc:
+        raise AwsError(f"{op} failed: {exc}", where=resource, operation=op, code=type(exc).__name__,
+                       hint="check AWS_ENDPOINT_URL and the region (AWS did not answer as AWS does)") from None
+
+
+def transient(exc: AwsError) -> bool:
+    """A failure whose request may or may not have been carried out: throttling, 5xx, a lost connection."""
+    return exc.code in THROTTLED or exc.code in ("ConnectionError", "ReadTimeoutError", "ServiceException",
+                                                 "InternalError", "InternalFailure", "ServiceUnavailable",
+                                                 "ResponseParserError") or (exc.code or "").startswith("5")
 
 
 def _action(operation: str) -> str:
@@ -117,44 +147,51 @@ def _action(operation: str) -> str:
 
 def translate(exc: botocore.exceptions.ClientError, operation: str, resource: str,
               role: str | None = None) -> AwsError:
-    """One lbuild error for an AWS refusal: the action, the resource, AWS's words, and a hint.
+    """One lbuild error for an AWS refusal: the action, the resource, AWS's words and code, and a hint.
 
     ``role``: the execution role the call passed, named in the hint when AWS says it cannot assume it.
     """
     error = exc.response.get("Error", {})
-    code = error.get("Code", "Error")
+    code = str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "Error")
     message = error.get("Message", str(exc))
+    op = _action(operation)
     hint = None
     if operation == "head_bucket" and code in ("404", "NotFound", "NoSuchBucket"):
-        return AwsError(f"the artifact bucket does not exist (HeadBucket: {code})", where=resource,
+        return AwsError(f"the artifact bucket does not exist (HeadBucket: {code})", where=resource, code="NoSuchBucket",
+                        operation=op,
                         hint="create the bucket (in the function's region) or fix artifact_bucket in lbuild.toml")
-    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation") or "not authorized" in message:
-        hint = (f"the AWS identity may not call {_action(operation)}; grant it (templates/iam-policy.json lists "
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"):
+        hint = (f"the AWS identity may not call {op}; grant it (templates/iam-policy.json lists "
                 "what lbuild needs) or use another profile")
-    elif "role" in message.lower() and ("assume" in message.lower() or "role" in operation):
-        hint = (f"create the role {role} " if role else "create the role ") + \
-            "(it must trust lambda.amazonaws.com) or fix `role` in lbuild.toml"
-    elif code == "NoSuchBucket" or "bucket does not exist" in message.lower():
+    elif code == "InvalidParameterValueException" and role and "role" in message.lower():
+        hint = f"create the role {role} (it must trust lambda.amazonaws.com) or fix `role` in lbuild.toml"
+    elif code == "NoSuchBucket":
         hint = "create the bucket (in the function's region) or fix artifact_bucket in lbuild.toml"
-    elif code in ("TooManyRequestsException", "ThrottlingException"):
-        hint = "AWS throttled lbuild after several retries; run again in a minute"
-    elif code == "ResourceConflictException":
-        hint = "another update is in progress on this function; run again when it has finished"
-    return AwsError(f"AWS refused {_action(operation)}: {code}: {message}", where=resource, hint=hint)
+    elif code == "NoSuchDistribution":
+        hint = "check the distribution id in `edge.distribution` (CloudFront console, or `aws cloudfront " \
+               "list-distributions`), and that the AWS identity's account owns it"
+    elif code in THROTTLED:
+        hint = "AWS throttled lbuild after several retries; run again in a minute (or ask AWS for a higher quota)"
+    elif code in ("ResourceConflictException", "ConflictException"):
+        hint = "another change to this resource is in progress; run again when it has finished"
+    elif code in ("PreconditionFailedException", "PreconditionFailed"):
+        hint = "something else changed this resource while lbuild was deploying; run `lbuild plan` to see the " \
+               "state now, then deploy again"
+    return AwsError(f"AWS refused {op}: {code}: {message}", where=resource, hint=hint, code=code, operation=op)
 
 
 # --- remote state ---------------------------------------------------------------------------------------
 
 
-def _not_found(exc: AwsError) -> bool:
-    return "ResourceNotFoundException" in exc.what or "Function not found" in exc.what
+def not_found(exc: AwsError) -> bool:
+    return exc.code in NOT_FOUND
 
 
 def read_function(aws: Aws, name: str, alias: str | None, region: str) -> RemoteFunction | None:
     try:
         latest = aws.call("lambda", "get_function", f"function {name}", region, FunctionName=name)
     except AwsError as exc:
-        if _not_found(exc):
+        if not_found(exc):
             return None
         raise
     configuration = latest["Configuration"]
@@ -162,6 +199,7 @@ def read_function(aws: Aws, name: str, alias: str | None, region: str) -> Remote
         name=name,
         arn=configuration["FunctionArn"],
         code_sha256=configuration.get("CodeSha256", ""),
+        revision_id=configuration.get("RevisionId"),
         architecture=(configuration.get("Architectures") or ["x86_64"])[0],
         config=config_from_aws(configuration),
         tags=latest.get("Tags") or {},
@@ -170,17 +208,18 @@ def read_function(aws: Aws, name: str, alias: str | None, region: str) -> Remote
     if alias is None:
         return remote
     try:
-        routing = aws.call("lambda", "get_alias", f"alias {alias} of {name}", region, FunctionName=name,
-                           Name=alias).get("RoutingConfig") or {}
+        got = aws.call("lambda", "get_alias", f"alias {alias} of {name}", region, FunctionName=name, Name=alias)
+        routing = got.get("RoutingConfig") or {}
         aliased = aws.call("lambda", "get_function", f"alias {alias} of {name}", region, FunctionName=name,
                            Qualifier=alias)["Configuration"]
     except AwsError as exc:
-        if _not_found(exc):
+        if not_found(exc):
             return remote
         raise
     weights = {str(v): float(w) for v, w in (routing.get("AdditionalVersionWeights") or {}).items()}
     remote = replace(remote, alias_version=aliased.get("Version"), alias_code_sha256=aliased.get("CodeSha256"),
-                     alias_config=config_from_aws(aliased), alias_weights=weights)
+                     alias_config=config_from_aws(aliased), alias_weights=weights,
+                     alias_revision_id=got.get("RevisionId"))
     if not weights:
         return remote
     canary = aws.call("lambda", "get_function", f"version {next(iter(weights))} of {name}", region,
@@ -230,7 +269,7 @@ def update_association(aws: Aws, association: edge.Association, version_arn: str
                      Id=association.distribution, IfMatch=etag, DistributionConfig=edited)
             return etag
         except AwsError as exc:
-            if "PreconditionFailed" in exc.what and attempt < attempts - 1:
+            if exc.code == "PreconditionFailed" and attempt < attempts - 1:
                 continue  # someone else changed the distribution: read it again
             raise
     raise AssertionError("unreachable")
@@ -247,23 +286,14 @@ def wait_deployed(aws: Aws, distribution: str) -> None:
 def find_layer(aws: Aws, layer: WantedLayer, region: str) -> str | None:
     """The ARN of a published version of ``layer`` whose description carries its sha256, if any."""
     wanted = LAYER_DESCRIPTION.format(sha256=layer.sha256)
-    marker: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"LayerName": layer.name}
-        if marker:
-            kwargs["Marker"] = marker
-        try:
-            page = aws.call("lambda", "list_layer_versions", f"layer {layer.name}", region, **kwargs)
-        except AwsError as exc:
-            if _not_found(exc):
-                return None
-            raise
-        for version in page.get("LayerVersions", []):
-            if version.get("Description") == wanted:
-                return str(version["LayerVersionArn"])
-        marker = page.get("NextMarker")
-        if not marker:
+    try:
+        versions = aws.pages("lambda", "list_layer_versions", "LayerVersions", f"layer {layer.name}", region,
+                             LayerName=layer.name)
+    except AwsError as exc:
+        if not_found(exc):
             return None
+        raise
+    return next((str(v["LayerVersionArn"]) for v in versions if v.get("Description") == wanted), None)
 
 
 def object_exists(aws: Aws, bucket: str, key: str, region: str) -> bool:
@@ -271,7 +301,7 @@ def object_exists(aws: Aws, bucket: str, key: str, region: str) -> bool:
         aws.call("s3", "head_object", f"s3://{bucket}/{key}", region, Bucket=bucket, Key=key)
         return True
     except AwsError as exc:
-        if "404" in exc.what or "Not Found" in exc.what or "NoSuchKey" in exc.what:
+        if not_found(exc):
             return False
         raise
 
@@ -303,6 +333,8 @@ Progress = Callable[[int], None]
 
 
 def upload_file(aws: Aws, bucket: str, key: str, path: str, region: str, progress: Progress | None = None) -> None:
+    """Upload ``path``; afterwards (and on failure) abort any multipart upload of ``key`` left incomplete, such
+    as the one a lost CreateMultipartUpload response leaves when botocore's retry starts a second."""
     client = aws.client("s3", region)
     try:
         client.upload_file(path, bucket, key, Callback=progress)
@@ -310,9 +342,25 @@ def upload_file(aws: Aws, bucket: str, key: str, path: str, region: str, progres
         raise translate(exc, "put_object", f"s3://{bucket}/{key}") from None
     except boto3.exceptions.S3UploadFailedError as exc:
         hint = "create the bucket (in the function's region) or fix artifact_bucket in lbuild.toml" \
-            if "NoSuchBucket" in str(exc) else None
+            if "NoSuchBucket" in str(exc) else "run `lbuild deploy` again"
         raise AwsError(f"upload to s3://{bucket}/{key} failed: {exc}", where=f"s3://{bucket}/{key}",
-                       hint=hint) from None
+                       hint=hint, operation="PutObject", code="S3UploadFailed") from None
+    finally:
+        abort_incomplete_uploads(aws, bucket, key, region)
+
+
+def abort_incomplete_uploads(aws: Aws, bucket: str, key: str, region: str) -> int:
+    """Abort every incomplete multipart upload of exactly ``key``; the number aborted."""
+    try:
+        uploads = aws.pages("s3", "list_multipart_uploads", "Uploads", f"s3://{bucket}/{key}", region, Bucket=bucket,
+                            Prefix=key)
+        for upload in uploads:
+            if upload.get("Key") == key:
+                aws.call("s3", "abort_multipart_upload", f"s3://{bucket}/{key}", region, Bucket=bucket, Key=key,
+                         UploadId=upload["UploadId"])
+    except AwsError:
+        return 0  # tidying only: a bucket lifecycle rule catches what this misses
+    return sum(1 for upload in uploads if upload.get("Key") == key)
 
 
 def waiter(aws: Aws, name: str, region: str, resource: str, **kwargs: Any) -> None:
@@ -348,7 +396,7 @@ def ensure_repository(aws: Aws, name: str, region: str) -> bool:
         aws.call("ecr", "describe_repositories", f"repository {name}", region, repositoryNames=[name])
         return False
     except AwsError as exc:
-        if "RepositoryNotFoundException" not in exc.what:
+        if not not_found(exc):
             raise
     aws.call("ecr", "create_repository", f"repository {name}", region, repositoryName=name,
              imageTagMutability="MUTABLE", imageScanningConfiguration={"scanOnPush": False})

@@ -1,18 +1,28 @@
-"""Run a Plan against AWS: layers first, then each function (in parallel, bounded), aliases last.
+"""Run a Plan against AWS: layers first, then each function (in parallel, bounded), the release last.
 
-No alias moves unless every function step succeeded; on failure or Ctrl-C the error says what was done
-and what was not, and a re-run (which plans against the new remote state) finishes the job.
+The release (aliases, then Lambda@Edge associations) is all or nothing: it starts only when every function
+has its new version, each checked to carry this build's code and layers; a failure or Ctrl-C inside it puts
+back every alias already moved, and a Ctrl-C there is deferred until the release has finished or been
+rolled back (a second Ctrl-C stops at once). Each step is idempotent: an "already exists" after a create
+whose response was lost is re-read and accepted when it matches the plan, a layer is re-looked-up by its
+content before it is published again, and a version is published only from exactly the state this deploy
+wrote (RevisionId and CodeSha256).
 """
 
 from __future__ import annotations
 
+import random
+import signal
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from types import FrameType
 from typing import Any
 
-from lbuild.errors import AwsError, LbuildError
+from lbuild.errors import AwsError, DeployFailed, LbuildError
 from lbuild.publisher import aws as aws_mod
 from lbuild.publisher import images
 from lbuild.publisher.plan import (
@@ -32,16 +42,22 @@ from lbuild.publisher.plan import (
     UpdateConfig,
     UploadObject,
     WantedFunction,
+    config_from_aws,
     percent,
 )
 
 Log = Callable[[str], None]
+Guard = Callable[[], None]
+
+#: Steps that re-send a write whose fate is unknown (a conflict, a lost response), at most.
+_ATTEMPTS = 4
+_CONFLICTS = ("ResourceConflictException", "ConflictException")
 
 
 @dataclass(frozen=True)
 class StepResult:
     step: Step
-    status: str  # "done" | "unchanged" | "failed" | "not run"
+    status: str  # "done" | "unchanged" | "failed" | "not run" | "rolled back" | "rollback failed"
     detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,22 +65,23 @@ class StepResult:
                 "status": self.status, "detail": self.detail}
 
 
-def _some(items: Sequence[str], most: int = 6) -> str:
-    if not items:
-        return "nothing"
-    shown = ", ".join(items[:most])
-    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
-
-
 def _function_of(step: Step) -> WantedFunction | None:
     return getattr(step, "function", None)
 
 
+def _list(items: Sequence[str]) -> str:
+    return ", ".join(items) if items else "nothing"
+
+
 class Executor:
-    """Carries out one plan in one region."""
+    """Carries out one plan in one region.
+
+    ``guard`` is called before the functions are changed and again before the release: it raises when this
+    deploy may no longer write (its deploy lock was lost).
+    """
 
     def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 4,
-                 wait: bool = False, registry: images.Registry | None = None) -> None:
+                 wait: bool = False, registry: images.Registry | None = None, guard: Guard | None = None) -> None:
         self.wait = wait
         self.registry = registry
         self.image_uris: dict[str, str] = {}
@@ -73,9 +90,11 @@ class Executor:
         self.bucket = bucket
         self.log = log
         self.workers = workers
+        self.guard = guard or (lambda: None)
         self.layer_arns: dict[str, str] = {}
         self.versions: dict[str, str] = {}
         self.version_arns: dict[str, str] = {}
+        self.written: set[str] = set()  # functions whose $LATEST this deploy changed
         self.results: list[StepResult] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -83,8 +102,7 @@ class Executor:
     def run(self, plan: Plan) -> list[StepResult]:
         steps = list(plan.steps)
         first = [s for s in steps if isinstance(s, (UploadObject, PublishLayer)) and _function_of(s) is None]
-        aliases: list[Step] = [s for s in steps if isinstance(s, MoveAlias)]
-        associations: list[Step] = [s for s in steps if isinstance(s, AssociateEdge)]
+        release: list[Step] = [s for s in steps if isinstance(s, (MoveAlias, AssociateEdge))]
         by_function: dict[str, list[Step]] = {}
         for step in steps:
             fn = _function_of(step)
@@ -94,28 +112,83 @@ class Executor:
             if isinstance(step, Unchanged):
                 self._record(StepResult(step, "unchanged", step.reason))
         failures: list[LbuildError] = []
+        interrupted = False
         try:
+            self.guard()
             failures += self._parallel([[s] for s in first if isinstance(s, UploadObject)])
             failures += self._parallel([[s] for s in first if isinstance(s, PublishLayer)]) if not failures else []
             if not failures:
                 failures += self._parallel(list(by_function.values()))
             if failures:
-                self._not_run(aliases + associations, "not moved: an earlier step failed")
-            else:
-                failures += self._parallel([[s] for s in aliases])
-                # One chain: associations on one distribution must not race each other's ETag.
-                failures += self._parallel([associations]) if associations else []
-                if self.wait and not failures:  # once per distribution, after its last association
-                    for distribution in sorted({s.association.distribution for s in associations
-                                                if isinstance(s, AssociateEdge)}):
-                        aws_mod.wait_deployed(self.aws, distribution)
+                self._not_run(release, "not moved: an earlier step failed")
+            elif release:
+                self.guard()
+                failures += self._release(release)
         except KeyboardInterrupt:
             self._stop.set()
-            failures.append(AwsError("interrupted"))
+            interrupted = True
+            failures.append(AwsError("interrupted", code="Interrupted"))
+        except LbuildError as exc:  # the guard: the deploy lock was lost
+            failures.append(exc)
         if failures:
             self._not_run([s for s in steps if not self._has_result(s)], "not run")
-            raise self._summary(failures)
+            raise self._summary(failures, interrupted)
         return self.results
+
+    # --- the release: aliases, then Edge associations, all or nothing ---
+
+    def _release(self, release: Sequence[Step]) -> list[LbuildError]:
+        aliases = [s for s in release if isinstance(s, MoveAlias)]
+        associations = [s for s in release if isinstance(s, AssociateEdge)]
+        with _deferred_interrupt(self.log) as interrupted:
+            failures = self._parallel([[s] for s in aliases])
+            if not failures and associations:  # one chain: associations on one distribution share an ETag
+                failures += self._parallel([associations])
+            if not failures and self.wait:  # once per distribution, after its last association
+                for distribution in sorted({s.association.distribution for s in associations}):
+                    aws_mod.wait_deployed(self.aws, distribution)
+            if failures:
+                self._not_run(release, "not moved: the release was rolled back")
+                self._roll_back(release)
+            elif interrupted():
+                self.log("warning: Ctrl-C came during the release; it was finished first, so every alias serves "
+                         "this build")
+        return failures
+
+    def _roll_back(self, release: Sequence[Step]) -> None:
+        """Put every moved alias (and attached association) back where it pointed before this deploy."""
+        done = [r for r in self.results if r.status == "done" and r.step in release]
+        for result in reversed(done):
+            step = result.step
+            try:
+                detail = self._undo(step)
+                status = "rolled back"
+            except LbuildError as exc:
+                detail, status = f"still {result.detail} ({exc.what})", "rollback failed"
+            with self._lock:
+                self.results[self.results.index(result)] = StepResult(step, status, detail)
+            self.log(f"{step.describe()}: {status}: {detail}")
+
+    def _undo(self, step: Step) -> str:
+        match step:
+            case MoveAlias(create=True):
+                fn = step.function
+                self._lambda("delete_alias", f"alias {step.alias} of {fn.name}", FunctionName=fn.name,
+                             Name=step.alias)
+                return "alias deleted again (it did not exist before)"
+            case MoveAlias():
+                fn, before = step.function, step.previous
+                assert before is not None
+                self._lambda("update_alias", f"alias {step.alias} of {fn.name}", FunctionName=fn.name,
+                             Name=step.alias, FunctionVersion=before.version,
+                             RoutingConfig={"AdditionalVersionWeights": dict(before.weights)})
+                routed = "".join(f", {percent(w)} -> version {v}" for v, w in before.weights.items())
+                return f"back at version {before.version}{routed}"
+            case AssociateEdge() if step.old_arn:
+                aws_mod.update_association(self.aws, step.association, step.old_arn)
+                return f"back at {step.old_arn}"
+        raise AwsError(f"{step.describe()} cannot be undone: nothing was attached before",
+                       hint="attach the previous version in the CloudFront console if needed")
 
     # --- bookkeeping ---
 
@@ -131,20 +204,31 @@ class Executor:
             if not self._has_result(step):
                 self._record(StepResult(step, "not run", why))
 
-    def _summary(self, failures: Sequence[LbuildError]) -> AwsError:
-        done = [r.step.describe() for r in self.results if r.status == "done"]
-        pending = [f"{r.step.describe()} (failed)" for r in self.results if r.status == "failed"]
-        pending += [r.step.describe() for r in self.results if r.status == "not run"]
+    def _summary(self, failures: Sequence[LbuildError], interrupted: bool) -> DeployFailed:
+        def named(*statuses: str) -> list[str]:
+            return [r.step.describe() for r in self.results if r.status in statuses]
+
         first = failures[0]
-        what = f"deploy stopped: {first.what}"
+        what = "deploy stopped: " + ("interrupted" if interrupted else first.what)
         if len(failures) > 1:
             what += f" (and {len(failures) - 1} more failure(s))"
-        what += f". Done: {_some(done)}. Not done: {_some(pending)}"
-        moved = any(isinstance(r.step, MoveAlias) and r.status == "done" for r in self.results)
+        not_done = [f"{r.step.describe()} (failed)" for r in self.results if r.status == "failed"] + named("not run")
+        what += f". Done: {_list(named('done'))}. Not done: {_list(not_done)}"
+        if named("rolled back"):
+            what += f". Rolled back: {_list(named('rolled back'))}"
+        stuck = [f"{r.step.describe()} ({r.detail})" for r in self.results if r.status == "rollback failed"]
+        if stuck:
+            what += f". Rollback FAILED, these stay moved: {_list(stuck)}"
+        moved = any(isinstance(r.step, (MoveAlias, AssociateEdge)) and r.status in ("done", "rollback failed")
+                    for r in self.results)
         finish = "run `lbuild deploy` again to finish" if moved else \
-            "no alias was moved; run `lbuild deploy` again to finish"  # an Edge association can fail after them
-        hint = (first.hint + "; " if first.hint else "") + finish
-        return AwsError(what, where=first.where, hint=hint)
+            "no alias was moved; run `lbuild deploy` again to finish"
+        hint = (first.hint + "; " if first.hint and not interrupted else "") + finish
+        code = first.code if isinstance(first, AwsError) else None
+        operation = first.operation if isinstance(first, AwsError) else None
+        return DeployFailed(what, where=None if interrupted else first.where, hint=hint,
+                            steps=[r.as_dict() for r in self.results], code=code, operation=operation,
+                            interrupted=interrupted)
 
     def _parallel(self, chains: Sequence[Sequence[Step]]) -> list[LbuildError]:
         """Run each chain of steps in order, chains in parallel; return the failures."""
@@ -187,14 +271,7 @@ class Executor:
                                     self._upload_progress(step.describe(), total))
                 return f"{total:,} bytes"
             case PublishLayer():
-                layer = step.layer
-                response = self._lambda(
-                    "publish_layer_version", f"layer {layer.name}", LayerName=layer.name,
-                    Description=LAYER_DESCRIPTION.format(sha256=layer.sha256),
-                    Content=self._code(layer.file, step.s3_key),
-                    CompatibleRuntimes=[layer.runtime], CompatibleArchitectures=[layer.architecture])
-                self.layer_arns[layer.name] = response["LayerVersionArn"]
-                return f"version {response['Version']}"
+                return self._publish_layer(step)
             case PushImage():
                 fn = step.function
                 assert fn.image is not None and self.registry is not None
@@ -203,76 +280,35 @@ class Executor:
                 digest = images.push(fn.image.local_tag, fn.image.repository, fn.image.tag, self.registry)
                 self.image_uris[fn.name] = f"{fn.image.repository}@{digest}"
                 return digest
-            case CreateFunction() if step.function.image is not None:
-                fn = step.function
-                self._lambda(
-                    "create_function", f"function {fn.name}", fn.region, FunctionName=fn.name, PackageType="Image",
-                    Code={"ImageUri": self._image_uri(fn)}, Architectures=[fn.architecture], Publish=False,
-                    Tags=dict(fn.tags), **self._config_kwargs(fn.config, image=True))
-                self._wait("function_active_v2", fn)
-                return ""
-            case UpdateCode() if step.function.image is not None:
-                fn = step.function
-                self._lambda("update_function_code", f"function {fn.name}", fn.region, FunctionName=fn.name,
-                             ImageUri=self._image_uri(fn), Architectures=[fn.architecture])
-                self._wait("function_updated_v2", fn)
-                return step.reason
             case CreateFunction():
-                fn = step.function
-                self._lambda(
-                    "create_function", f"function {fn.name}", fn.region, FunctionName=fn.name, PackageType="Zip",
-                    Code=self._code(fn.file, step.s3_key), Architectures=[fn.architecture], Publish=False,
-                    Tags=dict(fn.tags), **self._config_kwargs(fn.config))
-                self._wait("function_active_v2", fn)
-                return ""
+                return self._create(step)
             case UpdateCode():
                 fn = step.function
-                code = self._code(fn.file, step.s3_key)
-                kwargs = {"ZipFile": code["ZipFile"]} if "ZipFile" in code else \
-                    {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}
-                self._lambda("update_function_code", f"function {fn.name}", fn.region, FunctionName=fn.name,
-                             Architectures=[fn.architecture], **kwargs)
-                self._wait("function_updated_v2", fn)
+                if fn.image is not None:
+                    kwargs: dict[str, Any] = {"ImageUri": self._image_uri(fn)}
+                else:
+                    code = self._code(fn.file, step.s3_key)
+                    kwargs = {"ZipFile": code["ZipFile"]} if "ZipFile" in code else \
+                        {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}
+                self._update(fn, "update_function_code", Architectures=[fn.architecture], **kwargs)
                 return step.reason
             case UpdateConfig():
                 fn = step.function
-                self._lambda("update_function_configuration", f"function {fn.name}", fn.region, FunctionName=fn.name,
+                self._update(fn, "update_function_configuration",
                              **self._config_kwargs(fn.config, image=fn.image is not None))
-                self._wait("function_updated_v2", fn)
                 return step.reason
             case TagFunction():
                 fn = step.function
-                arn = step.arn
                 if step.add:
-                    self._lambda("tag_resource", f"function {fn.name}", Resource=arn, Tags=dict(step.add))
+                    self._lambda("tag_resource", f"function {fn.name}", Resource=step.arn, Tags=dict(step.add))
                 if step.remove:
-                    self._lambda("untag_resource", f"function {fn.name}", Resource=arn, TagKeys=list(step.remove))
+                    self._lambda("untag_resource", f"function {fn.name}", Resource=step.arn,
+                                 TagKeys=list(step.remove))
                 return ""
             case PublishVersion():
-                fn = step.function
-                response = self._lambda("publish_version", f"function {fn.name}", fn.region, FunctionName=fn.name,
-                                        CodeSha256=fn.code_sha256)
-                self.versions[fn.name] = str(response["Version"])
-                self.version_arns[fn.name] = str(response["FunctionArn"])
-                return f"version {response['Version']}"
+                return self._publish_version(step)
             case MoveAlias():
-                fn = step.function
-                version = step.version or self.versions.get(fn.name)
-                assert version is not None
-                if step.weight is not None:  # canary: the old version stays primary
-                    assert step.keep is not None
-                    self._lambda("update_alias", f"alias {step.alias} of {fn.name}", FunctionName=fn.name,
-                                 Name=step.alias, FunctionVersion=step.keep,
-                                 RoutingConfig={"AdditionalVersionWeights": {version: step.weight}})
-                    return f"{percent(step.weight)} -> version {version}, the rest -> version {step.keep}"
-                if step.create:
-                    self._lambda("create_alias", f"alias {step.alias} of {fn.name}", FunctionName=fn.name,
-                                 Name=step.alias, FunctionVersion=version)
-                else:  # an empty routing drops any canary
-                    self._lambda("update_alias", f"alias {step.alias} of {fn.name}", FunctionName=fn.name,
-                                 Name=step.alias, FunctionVersion=version,
-                                 RoutingConfig={"AdditionalVersionWeights": {}})
-                return f"-> version {version}"
+                return self._move_alias(step)
             case AssociateEdge():
                 fn = step.function
                 arn = self.version_arns[fn.name]
@@ -281,6 +317,187 @@ class Executor:
             case Unchanged():
                 return step.reason
         raise AssertionError(f"unknown step {step!r}")
+
+    def _publish_layer(self, step: PublishLayer) -> str:
+        """PublishLayerVersion is not idempotent: before sending it again after a failure whose fate is unknown
+        (a lost response, a 5xx), look the layer up by its content, so no duplicate version is made."""
+        layer = step.layer
+        for attempt in range(_ATTEMPTS):
+            try:
+                response = self._lambda(
+                    "publish_layer_version", f"layer {layer.name}", retried=False, LayerName=layer.name,
+                    Description=LAYER_DESCRIPTION.format(sha256=layer.sha256),
+                    Content=self._code(layer.file, step.s3_key),
+                    CompatibleRuntimes=[layer.runtime], CompatibleArchitectures=[layer.architecture])
+            except AwsError as exc:
+                if not (aws_mod.transient(exc) or exc.code in _CONFLICTS) or attempt == _ATTEMPTS - 1:
+                    raise
+                _backoff(attempt)
+                found = aws_mod.find_layer(self.aws, layer, self.region)
+                if found:
+                    self.layer_arns[layer.name] = found
+                    return f"version {found.rsplit(':', 1)[-1]} (published; its response was lost)"
+                continue
+            self.layer_arns[layer.name] = response["LayerVersionArn"]
+            return f"version {response['Version']}"
+        raise AssertionError("unreachable")
+
+    def _create(self, step: CreateFunction) -> str:
+        """CreateFunction; "already exists" (the retry of a create whose response was lost, or a concurrent
+        first deploy) is re-read and accepted when the function is exactly what the plan wants."""
+        fn = step.function
+        if fn.image is not None:
+            kwargs: dict[str, Any] = {"PackageType": "Image", "Code": {"ImageUri": self._image_uri(fn)},
+                                      **self._config_kwargs(fn.config, image=True)}
+        else:
+            kwargs = {"PackageType": "Zip", "Code": self._code(fn.file, step.s3_key),
+                      **self._config_kwargs(fn.config)}
+        for attempt in range(_ATTEMPTS):
+            try:
+                self._lambda("create_function", f"function {fn.name}", fn.region, FunctionName=fn.name,
+                             Architectures=[fn.architecture], Publish=False, Tags=dict(fn.tags), **kwargs)
+                break
+            except AwsError as exc:
+                if exc.code not in _CONFLICTS or attempt == _ATTEMPTS - 1:
+                    raise
+                existing = self._read_latest(fn)
+                if existing is None:  # a conflict, but nothing there: try again
+                    _backoff(attempt)
+                    continue
+                self._check_is_ours(fn, existing, "was created by someone else while this deploy created it")
+                self._wait("function_active_v2", fn)
+                self.written.add(fn.name)
+                return "already created (the create's response was lost)"
+        self._wait("function_active_v2", fn)
+        self.written.add(fn.name)
+        return ""
+
+    def _update(self, fn: WantedFunction, operation: str, **kwargs: Any) -> None:
+        """An update of $LATEST; "an update is in progress" waits for it (Lambda's waiter) and sends it again."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                self._lambda(operation, f"function {fn.name}", fn.region, FunctionName=fn.name, **kwargs)
+                break
+            except AwsError as exc:
+                if exc.code not in _CONFLICTS or attempt == _ATTEMPTS - 1:
+                    raise
+                self._wait("function_updated_v2", fn)
+        self._wait("function_updated_v2", fn)
+        self.written.add(fn.name)
+
+    def _publish_version(self, step: PublishVersion) -> str:
+        """Publish a version of exactly what this deploy wrote, and check the version is this build."""
+        fn = step.function
+        revision = step.revision
+        if fn.name in self.written:  # re-read what this deploy wrote: nobody else may have written since
+            latest = self._read_latest(fn)
+            if latest is None:
+                raise AwsError(f"function {fn.name} vanished while this deploy updated it", where=f"function {fn.name}",
+                               code="Conflict", hint="another deploy or person deleted it; run `lbuild deploy` again")
+            self._check_is_ours(fn, latest, "changed while this deploy updated it")
+            revision = latest.get("RevisionId")
+        kwargs: dict[str, Any] = {}
+        if fn.image is None and fn.code_sha256:
+            kwargs["CodeSha256"] = fn.code_sha256
+        if revision:
+            kwargs["RevisionId"] = revision
+        for attempt in range(_ATTEMPTS):
+            try:
+                response = self._lambda("publish_version", f"function {fn.name}", fn.region, FunctionName=fn.name,
+                                        **kwargs)
+                break
+            except AwsError as exc:
+                if exc.code in ("PreconditionFailedException", "PreconditionFailed"):
+                    raise AwsError(
+                        f"function {fn.name} was changed by someone else after this deploy read or wrote it "
+                        "(RevisionId or CodeSha256 no longer match); no version was published",
+                        where=f"function {fn.name}", code=exc.code, operation=exc.operation,
+                        hint="another deploy or person is writing to this function; run `lbuild plan` to see the "
+                             "state now, then `lbuild deploy` again") from None
+                if exc.code not in _CONFLICTS or attempt == _ATTEMPTS - 1:
+                    raise
+                self._wait("function_updated_v2", fn)
+        self._check_version(fn, response)
+        self.versions[fn.name] = str(response["Version"])
+        self.version_arns[fn.name] = str(response["FunctionArn"])
+        return f"version {response['Version']}"
+
+    def _check_version(self, fn: WantedFunction, version: dict[str, Any]) -> None:
+        """The new version carries this build's code and layers, or the release must not point at it."""
+        problems = []
+        if fn.image is None and fn.code_sha256 and version.get("CodeSha256") != fn.code_sha256:
+            problems.append(f"CodeSha256 {version.get('CodeSha256')} instead of {fn.code_sha256}")
+        if fn.image is None:
+            layers = tuple(layer["Arn"] for layer in version.get("Layers") or ())
+            wanted = self._resolved(fn.config).layers
+            if layers != wanted:
+                problems.append(f"layers {list(layers)} instead of {list(wanted)}")
+        if problems:
+            raise AwsError(f"version {version.get('Version')} of {fn.name} is not this build: {'; '.join(problems)}",
+                           where=f"function {fn.name}", code="Conflict",
+                           hint="another deploy or person changed the function meanwhile; run `lbuild deploy` again")
+
+    def _check_is_ours(self, fn: WantedFunction, latest: dict[str, Any], what: str) -> None:
+        """``latest`` (GetFunctionConfiguration) is the code and configuration this deploy wants."""
+        if fn.image is None and latest.get("CodeSha256") != fn.code_sha256:
+            problem = f"CodeSha256 {latest.get('CodeSha256')} instead of {fn.code_sha256}"
+        else:
+            differences = config_from_aws(latest).differences(self._resolved(fn.config, image=fn.image is not None))
+            problem = "; ".join(differences)
+        if problem:
+            raise AwsError(f"function {fn.name} {what}: {problem}", where=f"function {fn.name}", code="Conflict",
+                           hint="another deploy or person is writing to this function; run `lbuild plan` to see "
+                                "the state now, then `lbuild deploy` again")
+
+    def _move_alias(self, step: MoveAlias) -> str:
+        fn = step.function
+        version = step.version or self.versions.get(fn.name)
+        assert version is not None
+        where = f"alias {step.alias} of {fn.name}"
+        condition: dict[str, Any] = {"RevisionId": step.revision} if step.revision else {}
+        try:
+            if step.weight is not None:  # canary: the old version stays primary
+                assert step.keep is not None
+                self._lambda("update_alias", where, FunctionName=fn.name, Name=step.alias, FunctionVersion=step.keep,
+                             RoutingConfig={"AdditionalVersionWeights": {version: step.weight}}, **condition)
+                return f"{percent(step.weight)} -> version {version}, the rest -> version {step.keep}"
+            if step.create:
+                try:
+                    self._lambda("create_alias", where, FunctionName=fn.name, Name=step.alias,
+                                 FunctionVersion=version)
+                except AwsError as exc:
+                    if exc.code not in _CONFLICTS:
+                        raise
+                    existing = self._lambda("get_alias", where, FunctionName=fn.name, Name=step.alias)
+                    if existing.get("FunctionVersion") != version or \
+                            (existing.get("RoutingConfig") or {}).get("AdditionalVersionWeights"):
+                        raise AwsError(f"{where} was created by someone else, at version "
+                                       f"{existing.get('FunctionVersion')}", where=where, code=exc.code,
+                                       hint="another deploy is releasing this function; run `lbuild deploy` "
+                                            "again") from None
+                    return f"-> version {version} (already created; the create's response was lost)"
+            else:  # an empty routing drops any canary
+                self._lambda("update_alias", where, FunctionName=fn.name, Name=step.alias, FunctionVersion=version,
+                             RoutingConfig={"AdditionalVersionWeights": {}}, **condition)
+        except AwsError as exc:
+            if exc.code in ("PreconditionFailedException", "PreconditionFailed"):
+                raise AwsError(f"{where} was moved by someone else after this deploy read it; it was left alone",
+                               where=where, code=exc.code, operation=exc.operation,
+                               hint="another deploy is releasing this function; run `lbuild plan` to see the state "
+                                    "now, then `lbuild deploy` again") from None
+            raise
+        return f"-> version {version}"
+
+    # --- helpers ---
+
+    def _read_latest(self, fn: WantedFunction) -> dict[str, Any] | None:
+        try:
+            return dict(self._lambda("get_function_configuration", f"function {fn.name}", fn.region,
+                                     FunctionName=fn.name))
+        except AwsError as exc:
+            if aws_mod.not_found(exc):
+                return None
+            raise
 
     def _upload_progress(self, what: str, total: int) -> Callable[[int], None]:
         """A boto3 transfer callback that reports every 10 % of an upload."""
@@ -300,8 +517,9 @@ class Executor:
     def _wait(self, name: str, fn: WantedFunction) -> None:
         aws_mod.waiter(self.aws, name, fn.region or self.region, f"function {fn.name}", FunctionName=fn.name)
 
-    def _lambda(self, operation: str, resource: str, region: str | None = None, **kwargs: Any) -> Any:
-        return self.aws.call("lambda", operation, resource, region or self.region, **kwargs)
+    def _lambda(self, operation: str, resource: str, region: str | None = None, *, retried: bool = True,
+                **kwargs: Any) -> Any:
+        return self.aws.call("lambda", operation, resource, region or self.region, retried=retried, **kwargs)
 
     def _code(self, file: Any, s3_key: str | None) -> dict[str, Any]:
         if s3_key is not None:
@@ -320,8 +538,14 @@ class Executor:
                            where=fn.image.repository, hint="run `lbuild deploy` again to push it")
         return f"{fn.image.repository}@{digest}"
 
+    def _resolved(self, config: FunctionConfig, image: bool = False) -> FunctionConfig:
+        """``config`` with the layers published by this deploy as ARNs (and none for an image)."""
+        if image:
+            return replace(config, layers=())
+        return replace(config, layers=tuple(self.layer_arns.get(a[6:], a) if a.startswith("layer:") else a
+                                            for a in config.layers))
+
     def _config_kwargs(self, config: FunctionConfig, image: bool = False) -> dict[str, Any]:
-        layers = [self.layer_arns[a[6:]] if a.startswith("layer:") else a for a in config.layers]
         if image:  # image functions take no runtime, handler or layers (the image's CMD is the handler)
             return {key: value for key, value in self._config_kwargs(config).items()
                     if key not in ("Runtime", "Handler", "Layers")}
@@ -334,6 +558,31 @@ class Executor:
             "Environment": {"Variables": dict(config.environment)},
             "Description": config.description,
             "Role": config.role,
-            "Layers": layers,
+            "Layers": list(self._resolved(config).layers),
             "VpcConfig": {"SubnetIds": list(config.subnet_ids), "SecurityGroupIds": list(config.security_group_ids)},
         }
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(4.0, 0.25 * 2**attempt)))
+
+
+@contextmanager
+def _deferred_interrupt(log: Log) -> Iterator[Callable[[], bool]]:
+    """Inside: the first Ctrl-C is noted (and said), not raised; a second one raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    seen: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        seen.append(signum)
+        if len(seen) > 1:
+            raise KeyboardInterrupt
+        log("warning: Ctrl-C: finishing the release (or rolling it back) first; press Ctrl-C again to stop now")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -121,6 +121,8 @@ class RemoteFunction:
     alias_weights: Mapping[str, float] = field(default_factory=dict)  # the alias's AdditionalVersionWeights
     canary_code_sha256: str | None = None  # the version those weights route to (one at most)
     canary_config: FunctionConfig | None = None
+    revision_id: str | None = None  # of $LATEST, as read: PublishVersion is conditional on it
+    alias_revision_id: str | None = None  # of the alias, as read: UpdateAlias is conditional on it
 
     @property
     def canary_version(self) -> str | None:
@@ -220,9 +222,18 @@ class TagFunction(Step):
 @dataclass(frozen=True)
 class PublishVersion(Step):
     function: WantedFunction
+    revision: str | None = None  # RevisionId of $LATEST as read (used when this deploy writes nothing before it)
 
     def describe(self) -> str:
         return f"publish a version of {self.function.name}"
+
+
+@dataclass(frozen=True)
+class AliasTarget:
+    """Where an alias points: its version and its routing weights (``{version: share}``)."""
+
+    version: str
+    weights: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,8 @@ class MoveAlias(Step):
     version: str | None = None  # known when no new version is published
     keep: str | None = None  # canary: the version that keeps the rest of the traffic
     weight: float | None = None  # canary: the share routed to ``version`` (or the new version)
+    previous: AliasTarget | None = None  # where the alias points now (None: created): a rollback puts it back
+    revision: str | None = None  # the alias's RevisionId as read: the move is conditional on it
 
     def describe(self) -> str:
         if self.weight is not None:
@@ -434,7 +447,22 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
         else:
             _plan_alias(steps, moves, fn, current, alias, canary, changed=changed, released=released,
                         code_sha256=code_sha256)
-    return Plan(tuple(steps + moves))
+    return Plan(tuple(_conditional(s, remote) for s in steps + moves))
+
+
+def _conditional(step: Step, remote: RemoteState) -> Step:
+    """A step with the RevisionId it was planned at (AWS refuses it if the resource changed since) and, for
+    an alias, where the alias points now (a rollback puts it back)."""
+    if isinstance(step, PublishVersion):
+        latest = remote.functions.get(step.function.name)
+        return replace(step, revision=latest.revision_id) if latest is not None else step
+    if not isinstance(step, MoveAlias) or step.create:
+        return step
+    current = remote.functions.get(step.function.name)
+    if current is None or current.alias_version is None:
+        return step
+    return replace(step, previous=AliasTarget(current.alias_version, dict(current.alias_weights)),
+                   revision=current.alias_revision_id)
 
 
 def _plan_alias(steps: list[Step], moves: list[Step], fn: WantedFunction, current: RemoteFunction | None,

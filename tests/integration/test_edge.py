@@ -479,9 +479,10 @@ def test_precondition_failing_every_time_gives_up_with_a_clear_error(site: Site)
     assert "PreconditionFailed" in result.stderr and "UpdateDistribution" in result.stderr
     assert result.counts["cloudfront.UpdateDistribution"] == 5, "a few attempts, then it gives up"
     assert site.cloudfront.stored(site.distribution, None) == {"viewer-response": OTHER}
-    assert "hint: run `lbuild deploy` again to finish" in result.stderr
-    assert "no alias was moved" not in result.stderr, "the alias of api was moved before the associations"
-    assert site.aws.lambda_.get_alias(FunctionName=_fn("api"), Name=ALIAS)["FunctionVersion"] == "1"
+    # the release is all or nothing: the alias of api, created before the associations, is taken back
+    assert f"Rolled back: create alias {ALIAS} of {_fn('api')}" in result.stderr
+    assert "no alias was moved; run `lbuild deploy` again to finish" in result.stderr
+    assert site.aws.lambda_.list_aliases(FunctionName=_fn("api"))["Aliases"] == []
 
 
 # --- validation against AWS ----------------------------------------------------------------------------------

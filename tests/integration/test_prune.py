@@ -79,8 +79,8 @@ def test_vpc_role_without_eni_permissions_fails_the_plan(demo: Demo, monkeypatch
     (demo.root / "lbuild.toml").write_text(config, encoding="utf-8")
     original = aws_mod.Aws.client
 
-    def client(self: aws_mod.Aws, service: str, region: str | None = None) -> Any:
-        made = original(self, service, region)
+    def client(self: aws_mod.Aws, service: str, region: str | None = None, retried: bool = True) -> Any:
+        made = original(self, service, region, retried)
         if service == "iam" and not getattr(made, "_lbuild_stubbed", False):
             stub = Stubber(made)
             stub.add_response("simulate_principal_policy", _simulation({
