@@ -447,7 +447,7 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
         environment=environment,
         tags=tags,
         description=_setting(r, "description", str, table, project, fkey, ""),
-        role=_setting(r, "role", str, table, project, fkey, "") or None,
+        role=_role(r, table, project, fkey),
         package_type=package_type,
         layers=_layers(r, table, project, fkey),
         vpc=_vpc(r, table, project, fkey),
@@ -513,6 +513,16 @@ def _check_edge_limits(r: _Reader, fn: Function, table: Mapping[str, Any], proje
 
 def _runtime_order(name: str) -> tuple[int, int]:
     return rules.RUNTIMES[name].python
+
+
+def _role(r: _Reader, table: Mapping[str, Any], project: Mapping[str, Any], fkey: tuple[str, ...]) -> str | None:
+    """The execution role's ARN, checked for its form here rather than by CreateFunction after layers went out."""
+    role = _setting(r, "role", str, table, project, fkey, "") or None
+    if role is not None and not rules.ROLE_ARN.match(role):
+        key = fkey if "role" in table else ("project",)
+        raise r.error(f"role '{role}' is not an IAM role ARN", (*key, "role"),
+                      'write it as "arn:aws:iam::123456789012:role/NAME" (the role\'s ARN in the IAM console)')
+    return role
 
 
 def _ranged(r: _Reader, name: str, table: Mapping[str, Any], project: Mapping[str, Any], fkey: tuple[str, ...],

@@ -181,6 +181,8 @@ DIRECT_UPLOAD_ZIP_BYTES = 52_428_800
 IMAGE_BYTES = 10 * 1024**3
 ENVIRONMENT_BYTES = 4_096
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: An IAM role ARN as Lambda's CreateFunction accepts it (any partition; path and name of IAM's characters).
+ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
 ALIAS_NAME = re.compile(r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$")
 ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]+$")
 HANDLER = re.compile(r"^[^\s]{1,128}$")

@@ -249,13 +249,20 @@ def read_edge_function(aws: Aws, fn: WantedFunction, config: Mapping[str, Any]) 
                    edge_arn=attached)
 
 
-def untrusting_edge_roles(aws: Aws, roles: Sequence[str]) -> dict[str, list[str]]:
-    """For each role, the principals its trust policy lacks for Lambda@Edge (empty when it is fine)."""
-    out = {}
+def role_trust(aws: Aws, roles: Sequence[str]) -> dict[str, set[str] | None]:
+    """For each role ARN, the service principals its trust policy allows (None: the role does not exist)."""
+    out: dict[str, set[str] | None] = {}
     for role in roles:
         name = role.rsplit("/", 1)[-1]
-        document = aws.call("iam", "get_role", f"role {role}", None, RoleName=name)["Role"]["AssumeRolePolicyDocument"]
-        out[role] = edge.missing_principals(document)
+        try:
+            got = aws.call("iam", "get_role", f"role {role}", None, RoleName=name)
+            document = got["Role"]["AssumeRolePolicyDocument"]
+        except AwsError as exc:
+            if not_found(exc):
+                out[role] = None
+                continue
+            raise
+        out[role] = edge.trusted_principals(document)
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,8 +12,7 @@ from lbuild.builders.package import PackageResult, package
 from lbuild.config import Project, select
 from lbuild.errors import ConfigError, UsageError
 from lbuild.publisher import aws as aws_mod
-from lbuild.publisher import images
-from lbuild.publisher.edge import TRUST_POLICY
+from lbuild.publisher import images, roles
 from lbuild.publisher.execute import Executor, StepResult
 from lbuild.publisher.plan import Plan, plan, s3_key, wanted_state
 
@@ -45,7 +43,7 @@ def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws
     artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]
     big = [s3_key(project, sha) for sha, size in artifacts if size > rules.DIRECT_UPLOAD_ZIP_BYTES]
     _check_vpc_roles(project, names, aws, log)
-    _check_edge_roles(project, names, aws)
+    roles.check_roles(project, names, aws, log)
     log(f"reading the state of {len(functions)} functions and {len(layers)} layers in {chosen}")
     remote = aws_mod.read_state(aws, layers, functions, project.alias, chosen, project.artifact_bucket, big)
     if registry is not None:
@@ -101,17 +99,4 @@ def _check_vpc_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws, l
                 where="role of the functions with vpc",
                 hint="attach the AWS managed policy AWSLambdaVPCAccessExecutionRole to the role, or allow "
                      + ", ".join(aws_mod.VPC_ACTIONS) + ' on "*"',
-            )
-
-
-def _check_edge_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws) -> None:
-    """A Lambda@Edge function's role must trust edgelambda.amazonaws.com as well as lambda.amazonaws.com."""
-    roles = sorted({fn.role for fn in select(project, names) if fn.edge is not None and fn.role})
-    for role, missing in aws_mod.untrusting_edge_roles(aws, roles).items():
-        if missing:
-            raise ConfigError(
-                f"role {role} does not trust {' or '.join(missing)}, which Lambda@Edge needs",
-                where="role of the Lambda@Edge functions",
-                hint="add the principals to the role's trust policy, as in templates/edge-trust-policy.json: "
-                     + json.dumps(TRUST_POLICY, separators=(",", ":")),
             )

@@ -348,8 +348,9 @@ def test_second_deploy_writes_nothing_and_plan_is_clean(demo: Demo, monkeypatch:
     assert again.writes == 0
     assert again.json()["requests"]["writes"] == 0
     assert again.json()["changes"] == 0
-    # per function: GetFunction, GetAlias (its canary routing), GetFunction of the alias; per layer: one listing
-    reads_bound = 3 * len(FUNCTIONS) + len(demo.manifest()["layers"])
+    # per function: GetFunction, GetAlias (its canary routing), GetFunction of the alias; per layer: one
+    # listing; per execution role: one GetRole (its trust policy)
+    reads_bound = 3 * len(FUNCTIONS) + len(demo.manifest()["layers"]) + 1
     assert again.reads <= reads_bound, again.counts
     _requests_match(again)
 
@@ -483,7 +484,7 @@ def test_artifact_over_direct_upload_limit_goes_through_s3(demo: Demo, big_wheel
 
     again = demo.deploy()
     assert again.writes == 0 and again.uploads() == 0
-    assert again.reads <= 3 * len(demo.names) + len(demo.manifest()["layers"]) + 2, again.counts  # + S3 heads
+    assert again.reads <= 3 * len(demo.names) + len(demo.manifest()["layers"]) + 3, again.counts  # S3 heads, role
 
     # the object is there already: a re-created function points at it without uploading again
     demo.aws.lambda_.delete_function(FunctionName=_fn("media"))
@@ -512,19 +513,29 @@ def test_missing_bucket_is_a_clear_error_and_creates_no_function(demo: Demo, big
     assert result.counts["lambda.CreateFunction"] == 0
 
 
-def test_missing_role_is_named_with_a_hint(demo: Demo) -> None:
+def test_missing_or_untrusting_role_fails_the_plan_before_any_write(demo: Demo) -> None:
     missing = demo.aws.role_arn_for("not-a-role")
     demo.role = missing
     demo.write()
+    for command in (("plan",), ("deploy", "--yes")):
+        result = demo.run(*command, "--json")
+        assert result.code == 2, result.stderr
+        error = result.json()
+        assert error["error"] == f"role {missing} does not exist"
+        assert error["where"] == "role of " + ", ".join(_fn(n) for n in FUNCTIONS)
+        assert "create it" in error["hint"] and "`role` in lbuild.toml" in error["hint"]
+        assert result.writes == 0, "refused before the layers went out"
 
-    result = demo.run("deploy", "--json")
-    assert result.code == 6
-    error = result.json()
-    assert error["exit_code"] == 6
-    assert "CreateFunction" in error["error"] and "role" in error["error"]
-    assert f"create the role {missing} " in error["hint"] and "`role` in lbuild.toml" in error["hint"]
-    assert "error: deploy stopped" in result.stderr and f"hint: create the role {missing}" in result.stderr
-    assert demo.functions() == set()
+    demo.aws.iam.create_role(RoleName="ec2-only", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))
+    demo.role = demo.aws.role_arn_for("ec2-only")
+    demo.write()
+    result = demo.run("deploy", "--yes")
+    assert result.code == 2, result.stderr
+    assert f"error: role {demo.role} does not trust lambda.amazonaws.com" in result.stderr
+    assert '"Service":"lambda.amazonaws.com"' in result.stderr
+    assert result.writes == 0 and demo.functions() == set()
 
 
 def test_function_failing_half_way_moves_no_alias_and_a_rerun_finishes(demo: Demo) -> None:

@@ -853,3 +853,23 @@ def test_locator_finds_the_line_of_any_key(data: st.DataObject) -> None:
         parse_project("\n".join(lines) + "\n", path, {})
     assert info.value.what == f"unknown key '{bad}'"
     assert info.value.where == f"{path}:{expected}, key {bad_table}.{bad}"
+
+
+# --- the execution role ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["lambda-role", "arn:aws:iam::12345:role/x", "arn:aws:iam::123456789012:user/bob",
+                                  "arn:aws:iam::123456789012:role/", "arn:aws:s3:::bucket"])
+def test_a_malformed_role_is_refused_before_anything_is_built(root: Path, role: str) -> None:
+    text = config_text(function=f'role = "{role}"\n')
+    err = fail(root, text)
+    assert err.what == f"role '{role}' is not an IAM role ARN"
+    assert err.where == where(root, line_of(text, "role ="), "functions.hello.role")
+    assert "arn:aws:iam::123456789012:role/NAME" in (err.hint or "")
+
+
+@pytest.mark.parametrize("role", ["arn:aws:iam::123456789012:role/shop-lambda",
+                                  "arn:aws:iam::123456789012:role/service-role/shop.lambda@x",
+                                  "arn:aws-cn:iam::123456789012:role/r", "arn:aws-us-gov:iam::123456789012:role/r"])
+def test_good_roles(root: Path, role: str) -> None:
+    assert load(root, config_text(project=f'role = "{role}"\n')).functions[0].role == role
