@@ -377,6 +377,16 @@ def test_standard_retries_ride_out_s3_throttles(fault_proxy: FaultProxy, aws_env
     assert aws_env.s3.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"v"
 
 
+@pytest.mark.usefixtures("fast_backoff")
+def test_faults_on_head_requests(fault_proxy: FaultProxy, aws_env: MotoAws) -> None:
+    aws_env.create_bucket(BUCKET)
+    fault_proxy.add(Rule("throttle429", op="HeadBucket", nth=1))
+    assert error_of(lambda: client(fault_proxy, "s3").head_bucket(Bucket=BUCKET)) == (503, "503")  # no body
+    fault_proxy.add(Rule("err500", op="HeadBucket", times=2))
+    client(fault_proxy, "s3", STANDARD).head_bucket(Bucket=BUCKET)
+    assert [entry.status for entry in fault_proxy.log] == [503, 500, 500, 200]
+
+
 @pytest.mark.parametrize("fault", ["conflict409", "precondition412"])
 def test_standard_retries_do_not_retry_conflicts(fault_proxy: FaultProxy, fault: str) -> None:
     fault_proxy.add(Rule(fault, times=1))
@@ -552,7 +562,7 @@ def test_conditional_writes_are_atomic(fault_proxy: FaultProxy, aws_env: MotoAws
     def slow_get_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
         found = original(self, bucket_name, key_name, *args, **kwargs)
         if key_name.startswith("race-"):
-            time.sleep(0.1)  # widen moto's window between the If-None-Match check and the write
+            time.sleep(0.15)  # widen moto's window between the If-None-Match check and the write
         return found
 
     monkeypatch.setattr(S3Backend, "get_object", slow_get_object)

@@ -80,7 +80,8 @@ _REVISION_MISMATCH = ("The Revision Id provided does not match the latest Revisi
 class Rule:
     """When to inject which fault. Filters: ``service`` (exact), ``op`` and ``path`` (``re.search`` on the
     operation name and on the unquoted path). Of the requests that pass them: only the ``nth`` (1-based),
-    each with probability ``rate`` (the proxy's seeded RNG), at most ``times`` faults in all.
+    each with probability ``rate`` (the proxy's seeded RNG), at most ``times`` faults in all. A rule counts
+    the requests that pass its filters from when it is added, also those an earlier rule faulted.
 
     ``hold`` sleeps ``seconds``; ``signal`` sends ``signal`` to ``pid`` (an int, a callable called at that
     moment, or ``None`` for this process) before forwarding, or with ``after`` once moto performed the
@@ -480,6 +481,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in two writes: without this, Nagle and delayed ACKs add 40 ms per response
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def handle(self) -> None:
         proxy = self.server.proxy
         proxy._track(self.connection, True)
@@ -857,11 +863,12 @@ class FaultProxy:
             name = _function_ref(str(body.get("FunctionName") or name))[0]
             latest = revisions.bump(revisions.functions, name)
             version = str(body.get("Version") or "$LATEST")
-            body["RevisionId"] = latest if version == "$LATEST" else revisions.bump(revisions.versions, (name, version))
-        elif operation == "PublishVersion":
+            body["RevisionId"] = latest if version == "$LATEST" else revisions.current(revisions.versions,
+                                                                                        (name, version))
+        elif operation == "PublishVersion":  # a version never changes, nor does its revision
             version = str(body.get("Version") or "")
             if version and version != "$LATEST":
-                body["RevisionId"] = revisions.bump(revisions.versions, (name, version))
+                body["RevisionId"] = revisions.current(revisions.versions, (name, version))
             else:
                 self._stamp_configuration(body, name)
         response.set_json(body)
