@@ -126,7 +126,7 @@ def _translated(operation: str, resource: str, role: str | None = None) -> Itera
         raise AwsError("no AWS credentials found", where=resource, operation=op, code="NoCredentials",
                        hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "
                             "`aws configure`") from None
-    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionError) as exc:
+    except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:  # resets, timeouts
         raise AwsError(f"cannot reach AWS for {op}: {exc}", where=resource, operation=op, code="ConnectionError",
                        hint="check the network, AWS_ENDPOINT_URL and the region") from None
     except (botocore.exceptions.BotoCoreError, botocore.parsers.ResponseParserError) as exc:

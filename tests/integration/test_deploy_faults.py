@@ -101,8 +101,8 @@ def test_a_lost_response_to_a_write_is_ridden_out_and_leaves_the_same_state(
 def test_random_faults_at_fixed_seeds_end_in_the_fault_free_state(demo: Demo, fault_proxy: FaultProxy) -> None:
     reference = _reference(demo)
     for seed in (3, 11):
-        fault_proxy.reset()
-        fault_proxy.rng.seed(seed)
+        fault_proxy.seed = seed
+        fault_proxy.reset()  # rules and log cleared, the RNG seeded with ``seed``
         for rule in (Rule("throttle429", service="lambda", rate=0.08), Rule("throttle400", rate=0.04),
                      Rule("err500", rate=0.04), Rule("err503", rate=0.02), Rule("reset", rate=0.03),
                      Rule("reset_after", service="lambda", rate=0.04),
@@ -110,7 +110,7 @@ def test_random_faults_at_fixed_seeds_end_in_the_fault_free_state(demo: Demo, fa
             fault_proxy.add(rule)
         result = demo.run("deploy", "--yes", "--json")
         assert result.code == 0, f"seed {seed}: {result.stderr}"
-        assert fault_proxy.count(fault=None) < len(fault_proxy.log), f"seed {seed}: faults were injected"
+        assert sum(1 for entry in fault_proxy.log if entry.fault) >= 5, f"seed {seed}: faults were injected"
         assert snapshot(demo.aws, demo.names) == reference, f"seed {seed}"
         demo.aws.reset()
         demo.aws.create_role(demo.aws.role_name)
@@ -153,7 +153,6 @@ def test_a_function_failing_half_way_moves_no_alias_and_a_rerun_finishes(demo: D
     fault_proxy.clear()
     rerun = demo.deploy()
     assert rerun.counts["lambda.PublishLayerVersion"] == rerun.counts["lambda.CreateFunction"] == 0
-    assert rerun.touched("PublishVersion") == {_fn("legacy")}
     assert all(demo.alias_version(n) == "1" for n in FUNCTIONS)
     assert all(demo.versions(n) == ["1"] for n in FUNCTIONS), "a re-run publishes no redundant version"
 
@@ -185,8 +184,8 @@ def test_a_failure_in_the_alias_phase_puts_back_every_moved_alias(demo: Demo, fa
 
     fault_proxy.clear()
     again = demo.deploy()
-    assert again.counts["lambda.PublishVersion"] == 0, "the versions were published the first time"
     assert all(demo.alias_version(n) == "2" for n in demo.names)
+    assert all(demo.versions(n) == ["1", "2"] for n in demo.names), "PublishVersion of unchanged code: no new one"
 
 
 # --- optimistic concurrency (the proxy models RevisionId; moto has none) -------------------------------------
