@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import lbuild
-from lbuild.builders.package import package
+from lbuild.app import package
 from lbuild.config import load_project
 from lbuild.errors import LimitError
 from tests.support.wheelfactory import WheelSpec, fake_elf
@@ -481,8 +481,7 @@ def test_environment_counts_utf8_bytes_of_compact_json(tmp_path: Path, value: st
     out = tmp_path / "dist"
     if ok:
         result = package(project, [], out, log=lambda _: None)
-        limits = {u["limit"]: u for u in result.manifest["functions"][0]["limits"]["limits"]}
-        assert limits["environment"]["value"] == 4096
+        assert result.manifest.functions[0].limits.usage("environment").value == 4096
         assert (out / "manifest.json").is_file()
     else:
         with pytest.raises(LimitError) as info:

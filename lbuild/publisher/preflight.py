@@ -1,62 +1,23 @@
-"""``lbuild plan`` / ``lbuild deploy``: package, read the live state, plan, and (for deploy) execute."""
+"""Checks before a deploy is planned: the ``--canary`` request, the roles of VPC and Lambda@Edge functions,
+and where image functions are pushed."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from lbuild import rules
-from lbuild.builders.package import PackageResult, package
 from lbuild.config import Project, select
 from lbuild.errors import ConfigError, UsageError
+from lbuild.manifest import Manifest
 from lbuild.publisher import aws as aws_mod
 from lbuild.publisher import images
 from lbuild.publisher.edge import TRUST_POLICY
-from lbuild.publisher.execute import Executor, StepResult
-from lbuild.publisher.plan import Plan, plan, s3_key, wanted_state
 
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A plan and what it was made from."""
-
-    plan: Plan
-    region: str
-    packaged: PackageResult
-    registry: images.Registry | None = None
-
-
-def prepare(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None,
-            log: Log, locked: bool = False, canary: float | None = None) -> Prepared:
-    """Package (from the build cache when nothing changed), read the remote state, plan.
-
-    ``canary`` is the percentage of each alias's traffic a canary release routes to the new versions.
-    """
-    weight = canary_weight(project, names, canary)
-    packaged = package(project, names, dist, log=log, locked=locked)
-    chosen = aws.require_region(region or project.region)
-    registry = _registry(project, packaged.manifest, aws, chosen)
-    layers, functions = wanted_state(project, packaged.manifest, dist, names, registry.host if registry else None)
-    artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]
-    big = [s3_key(project, sha) for sha, size in artifacts if size > rules.DIRECT_UPLOAD_ZIP_BYTES]
-    _check_vpc_roles(project, names, aws, log)
-    _check_edge_roles(project, names, aws)
-    log(f"reading the state of {len(functions)} functions and {len(layers)} layers in {chosen}")
-    remote = aws_mod.read_state(aws, layers, functions, project.alias, chosen, project.artifact_bucket, big)
-    if registry is not None:
-        remote = replace(remote, images={
-            f.name: images.remote_digest(f.image.repository, f.image.tag, registry) for f in functions if f.image
-        })
-    return Prepared(plan(project, layers, functions, remote, project.alias, weight), chosen, packaged, registry)
-
-
 def canary_weight(project: Project, names: Sequence[str], canary: float | None) -> float | None:
-    """Lambda's routing weight for ``--canary PERCENT``, checked before anything is built (None: no canary)."""
+    """Pure: Lambda's routing weight for ``--canary PERCENT``, checked before anything is built (None: no canary)."""
     if canary is None:
         return None
     if not 0 < canary < 100:
@@ -74,21 +35,16 @@ def canary_weight(project: Project, names: Sequence[str], canary: float | None) 
     return round(canary / 100, 6)
 
 
-def _registry(project: Project, manifest: Mapping[str, Any], aws: aws_mod.Aws, region: str) -> images.Registry | None:
+def registry(project: Project, built: Manifest, aws: aws_mod.Aws, region: str) -> images.Registry | None:
     """Where image functions are pushed: ``image_registry``, else the account's ECR in the region."""
-    if not any(f["package_type"] == "image" for f in manifest["functions"]):
+    if not any(f.package_type == "image" for f in built.functions):
         return None
     if project.image_registry:
         return images.Registry(project.image_registry)
     return images.ecr_registry(aws_mod.ecr_authorization(aws, region))
 
 
-def execute(project: Project, prepared: Prepared, aws: aws_mod.Aws, log: Log, wait: bool = False) -> list[StepResult]:
-    return Executor(aws, prepared.region, project.artifact_bucket, log, wait=wait,
-                    registry=prepared.registry).run(prepared.plan)
-
-
-def _check_vpc_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws, log: Log) -> None:
+def check_vpc_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws, log: Log) -> None:
     """A VPC function's role must manage network interfaces, or Lambda refuses it at create time."""
     roles = sorted({fn.role for fn in select(project, names) if fn.vpc is not None and fn.role})
     for role in roles:
@@ -104,7 +60,7 @@ def _check_vpc_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws, l
             )
 
 
-def _check_edge_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws) -> None:
+def check_edge_roles(project: Project, names: Sequence[str], aws: aws_mod.Aws) -> None:
     """A Lambda@Edge function's role must trust edgelambda.amazonaws.com as well as lambda.amazonaws.com."""
     roles = sorted({fn.role for fn in select(project, names) if fn.edge is not None and fn.role})
     for role, missing in aws_mod.untrusting_edge_roles(aws, roles).items():
