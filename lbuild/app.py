@@ -96,7 +96,7 @@ def built(project: Project, names: Sequence[str], dist: Path) -> Manifest:
     where = _shown(project, dist / manifest.FILE)
     found = manifest.read(dist, where)
     if found is None:
-        raise ChangesPending(f"{_shown(project, dist)}/ was not packaged", where=where, hint=REBUILD_HINT)
+        raise ChangesPending(f"{_shown(project, dist)}/ has not been packaged", where=where, hint=REBUILD_HINT)
     stale = fresh.stale_reasons(found, fresh.expected(project, previous, names),
                                 None if names else [fn.name for fn in project.functions])
     if stale:

@@ -114,6 +114,7 @@ class Manifest:
     project: str
     layers: tuple[LayerEntry, ...]
     functions: tuple[FunctionEntry, ...]
+    source_date_epoch: int | None = None  # the zips' timestamp (SOURCE_DATE_EPOCH), None: lbuild's fixed one
     manifest_version: int = MANIFEST_VERSION
 
     def function(self, name: str) -> FunctionEntry | None:
@@ -132,6 +133,7 @@ class Manifest:
             "manifest_version": self.manifest_version,
             "lbuild_version": self.lbuild_version,
             "project": self.project,
+            "source_date_epoch": self.source_date_epoch,
             "layers": [_layer_dict(layer) for layer in self.layers],
             "functions": [_function_dict(f) for f in self.functions],
         }
@@ -259,6 +261,10 @@ class _Obj:
     def integer(self, key: str) -> int:
         return int(self._typed(self.at(key), self._get(key), int, "an integer"))
 
+    def optional_integer(self, key: str) -> int | None:
+        value = self._get(key)
+        return None if value is None else int(self._typed(self.at(key), value, int, "an integer or null"))
+
     def number(self, key: str) -> float:
         return float(self._typed(self.at(key), self._get(key), (int, float), "a number"))
 
@@ -294,7 +300,8 @@ def _manifest(o: _Obj) -> Manifest:
     if version != MANIFEST_VERSION:
         o.fail(f"manifest_version is {version}; this lbuild reads {MANIFEST_VERSION}")
     return Manifest(o.text("lbuild_version"), o.text("project"), tuple(_layer(x) for x in o.objs("layers")),
-                    tuple(_function(x) for x in o.objs("functions")), version)
+                    tuple(_function(x) for x in o.objs("functions")), o.optional_integer("source_date_epoch"),
+                    version)
 
 
 def _artifact(o: _Obj) -> Artifact:

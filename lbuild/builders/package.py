@@ -75,7 +75,8 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
     """Build the selected functions (all when ``names`` is empty) and their layers into ``out``."""
     store = store or WheelStore()
     plan = layout(project, lock, names)
-    builder = Builder(project.root, store, source_date_epoch(), log)
+    epoch = source_date_epoch()
+    builder = Builder(project.root, store, epoch, log)
     built = builder.build_all(plan.specs, plan.targets)
     by_name = {(b.kind, b.name): b for b in built}
     today = today or dt.date.today()
@@ -89,14 +90,14 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
         for warning in fs.warnings:
             log(f"warning: function {fs.function}: {warning}")
     images = [_image(project, fn, lock, store, log) for fn in plan.selected if fn.package_type == "image"]
-    built_manifest = _manifest(project, lock, plan.layer_plan, built, all_sizes, images)
+    built_manifest = _manifest(project, lock, plan.layer_plan, built, all_sizes, images, epoch)
     _write_dist(out, built, builder.cache, built_manifest)
     return PackageResult(built_manifest, out, tuple(built), plan.layer_plan, all_sizes)
 
 
 def _manifest(project: Project, lock: Lock, plan: LayerPlan, built: Sequence[Built],
               all_sizes: Sequence[sizes_mod.FunctionSizes],
-              images: Sequence[tuple[image.BuiltImage, str]]) -> manifest.Manifest:
+              images: Sequence[tuple[image.BuiltImage, str]], epoch: int | None) -> manifest.Manifest:
     layer_bytes = {b.name: b.unzipped_bytes for b in built if b.kind == "layer"}
     limits = {s.function: sizes_mod.limits(s) for s in all_sizes}
     layers = tuple(
@@ -119,7 +120,7 @@ def _manifest(project: Project, lock: Lock, plan: LayerPlan, built: Sequence[Bui
             unzipped_with_layers_bytes=b.unzipped_bytes + sum(layer_bytes[n] for n in bundle.layers),
         ))
     functions += [_image_entry(project, lock, built_image, key) for built_image, key in images]
-    return manifest.Manifest(__version__, project.name, layers, tuple(functions))
+    return manifest.Manifest(__version__, project.name, layers, tuple(functions), epoch)
 
 
 def _artifact(b: Built) -> manifest.Artifact:

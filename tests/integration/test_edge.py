@@ -394,6 +394,7 @@ def test_unchanged_deploy_writes_nothing_and_a_code_change_moves_one_association
         "CloudFront already runs version 1 with this code"
 
     site.edit("viewer", "v2")
+    assert site.run("package").code == 0  # plan plans what dist/ holds; it never builds
     plan = site.run("plan", "--json")
     assert plan.code == 10, plan.stderr
     assert _writes(plan) == []
@@ -490,6 +491,7 @@ def test_precondition_failing_every_time_gives_up_with_a_clear_error(site: Site)
 def test_role_not_trusting_edgelambda_fails_the_plan_and_deploys_nothing(site: Site) -> None:
     site.edge_role = site.aws.role_arn  # trusts lambda.amazonaws.com only
     site.write()
+    assert site.run("package").code == 0
     for command in (("plan",), ("deploy", "--yes")):
         result = site.run(*command, "--json")
         assert result.code == 2, result.stderr

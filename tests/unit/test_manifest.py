@@ -93,7 +93,7 @@ def functions(draw: st.DrawFn) -> FunctionEntry:
 manifests = st.builds(Manifest, text, text,
                       st.lists(st.builds(LayerEntry, text, artifacts, strings, text, text, strings, text),
                                max_size=3).map(tuple),
-                      st.lists(functions(), max_size=4).map(tuple))
+                      st.lists(functions(), max_size=4).map(tuple), st.none() | size)
 
 
 @settings(max_examples=150, deadline=None)
@@ -105,7 +105,7 @@ def test_any_manifest_round_trips_through_json(built: Manifest) -> None:
 def test_the_json_has_every_field_cli_md_lists_and_the_new_ones() -> None:
     document = json.loads(sample().to_json())
     assert document["manifest_version"] == MANIFEST_VERSION
-    assert {"lbuild_version", "project", "layers", "functions"} <= document.keys()
+    assert {"lbuild_version", "project", "source_date_epoch", "layers", "functions"} <= document.keys()
     (layer,) = document["layers"]
     assert {"name", "file", "sha256", "code_sha256", "zip_bytes", "unzipped_bytes", "packages", "runtime",
             "architecture", "functions", "cache_key"} <= layer.keys()
@@ -164,6 +164,7 @@ MALFORMED = [
     ("newer version", _edited(_set("manifest_version", 2)), "manifest_version is 2; this lbuild reads 1"),
     ("version as text", _edited(_set("manifest_version", "1")), "manifest_version is a string, not an integer"),
     ("no project", _edited(_set("project", ...)), "project is missing"),
+    ("epoch as text", _edited(_set("source_date_epoch", "0")), "source_date_epoch is a string, not an integer or null"),
     ("layers not a list", _edited(_set("layers", {})), "layers is an object, not a list"),
     ("layer without sha256", _edited(_set("layers.0.sha256", ...)), "layers[0].sha256 is missing"),
     ("layer without cache key", _edited(_set("layers.0.cache_key", ...)), "layers[0].cache_key is missing"),
