@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lbuild import manifest, rules
 from lbuild.builders import fresh
@@ -21,13 +22,14 @@ from lbuild.builders.wheels import WheelStore
 from lbuild.config import Project, select
 from lbuild.errors import ChangesPending
 from lbuild.manifest import Manifest
-from lbuild.publisher import aws as aws_mod
-from lbuild.publisher import images, preflight
-from lbuild.publisher.execute import Executor, StepResult
-from lbuild.publisher.plan import Plan, s3_key, wanted_state
-from lbuild.publisher.plan import plan as plan_steps
 from lbuild.resolver import lock as resolver
 from lbuild.resolver import lockfile
+
+if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: lock and package start without it
+    from lbuild.publisher import aws as aws_mod
+    from lbuild.publisher import images
+    from lbuild.publisher.execute import StepResult
+    from lbuild.publisher.plan import Plan
 
 Log = Callable[[str], None]
 Phase = Callable[[str], AbstractContextManager[Log]]  # progress of one phase of work ("planning", ...)
@@ -138,6 +140,8 @@ def plan(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, r
 
     ``canary`` is the percentage of each alias's traffic a canary release routes to the new versions.
     """
+    from lbuild.publisher import preflight
+
     weight = preflight.canary_weight(project, names, canary)
     found = built(project, names, dist)
     return _read_and_plan(project, found, names, dist, aws, aws.require_region(region or project.region), log, weight)
@@ -147,11 +151,15 @@ def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
            phase: Phase, confirm: Callable[[Planned], bool], *, locked: bool = False,
            canary: float | None = None, wait: bool = False) -> Deployed:
     """Package, read the live state, plan, ask ``confirm`` (only when something changes), execute."""
+    from lbuild.publisher import preflight
+    from lbuild.publisher.execute import Executor
+
     weight = preflight.canary_weight(project, names, canary)  # refused before anything is built
     with phase("packaging") as log:
         packaged = package(project, names, dist, log=log, locked=locked).manifest
     chosen = aws.require_region(region or project.region)
     # deploy lock: taken here, before the remote state is read
+    # (one `with` block can wrap the rest of this function: read remote state -> plan -> confirm -> execute)
     with phase("planning") as log:
         planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
     if not planned.plan.changes:
@@ -167,6 +175,11 @@ def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
 def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
                    region: str, log: Log, weight: float | None) -> Planned:
     """Check the roles, read the remote state of what ``found`` deploys, and plan against it."""
+    from lbuild.publisher import aws as aws_mod
+    from lbuild.publisher import images, preflight
+    from lbuild.publisher.plan import plan as plan_steps
+    from lbuild.publisher.plan import s3_key, wanted_state
+
     registry = preflight.registry(project, found, aws, region)
     layers, functions = wanted_state(project, found, dist, names, registry.host if registry else None)
     artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]
