@@ -7,16 +7,22 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lbuild import __version__
 from lbuild.errors import ChangesPending, LbuildError, UsageError
+
+if TYPE_CHECKING:  # imported where used, so `lbuild --version` and `lbuild lock` start fast
+    from lbuild.config import Project
+    from lbuild.manifest import Manifest
+    from lbuild.publisher.aws import Aws
+    from lbuild.publisher.plan import Plan
 
 app = typer.Typer(
     name="lbuild",
@@ -83,6 +89,12 @@ def main_options(
 
 def _err(text: str) -> None:
     typer.echo(text, err=True)
+
+
+def _notice(text: str) -> None:
+    """A line worth seeing even with --json (waiting for a lock, warnings), on stderr; silent with --quiet."""
+    if not STATE.quiet:
+        _err(text)
 
 
 def info(text: str) -> None:
@@ -194,16 +206,14 @@ def lock(
 ) -> None:
     """Resolve every function for its target and write lbuild.lock."""
     _merge(config, json_, quiet, debug)
-    from lbuild.resolver import lock as resolver
-    from lbuild.resolver import lockfile
+    from lbuild import app as use_cases
 
     if packages and not upgrade:
         raise UsageError(f"package names given without --upgrade: {' '.join(packages)}",
                          hint="write `lbuild lock --upgrade NAME ...` to upgrade only those packages")
     project = _project()
-    previous = lockfile.read(project.lock_path)
     if check:
-        reasons = resolver.stale_reasons(project, previous)
+        reasons = use_cases.lock_status(project)
         document = {"lock": str(project.lock_path), "up_to_date": not reasons, "reasons": reasons}
         emit(document, lambda: info(f"{project.lock_path.name} is up to date" if not reasons else
                                     "\n".join(f"stale: {r}" for r in reasons)))
@@ -216,8 +226,8 @@ def lock(
         return
     started = time.perf_counter()
     with progress("resolving") as log:
-        result = resolver.lock_project(project, previous, upgrade=tuple(packages) if packages else upgrade, log=log)
-    changed = lockfile.write(result.lock, project.lock_path)
+        locked = use_cases.lock(project, upgrade=tuple(packages) if packages else upgrade, log=log)
+    result, changed = locked.result, locked.changed
     seconds = time.perf_counter() - started
     count = len({p.pin for r in result.lock.resolutions for p in r.packages})
     document = {
@@ -258,30 +268,33 @@ def package(
 ) -> None:
     """Lock if needed, split into shared layers and bundles, build reproducible zips, check limits."""
     _merge(config, json_, quiet, debug)
-    from lbuild.builders.package import package as build_package
+    from lbuild import app as use_cases
 
     project = _project()
     started = time.perf_counter()
     with progress("packaging") as log:
-        result = build_package(project, functions or [], (out or project.root / "dist").resolve(), log=log,
-                               locked=locked)
+        result = use_cases.package(project, functions or [], (out or project.root / "dist").resolve(), log=log,
+                                   locked=locked)
     seconds = time.perf_counter() - started
+    built = result.manifest
 
     def human() -> None:
-        _size_table(result.manifest)
+        _size_table(built)
         if explain:
-            for fn in result.manifest["functions"]:
-                info(f"{fn['name']}:")
-                for package_name, why in fn["placement"].items():
+            for fn in built.functions:
+                if fn.package_type != "zip":
+                    continue
+                info(f"{fn.name}:")
+                for package_name, why in fn.placement:
                     info(f"  {package_name}: {why}")
         fresh = sum(1 for b in result.built if not b.cached)
-        info(f"wrote {result.out}: {len(result.manifest['layers'])} layers, {len(result.manifest['functions'])} "
+        info(f"wrote {result.out}: {len(built.layers)} layers, {len(built.functions)} "
              f"functions ({fresh} built, {len(result.built) - fresh} from cache) in {seconds:.2f}s")
 
-    emit(dict(result.manifest), human)
+    emit(built.as_dict(), human)
 
 
-def _size_table(manifest: Mapping[str, Any]) -> None:
+def _size_table(built: Manifest) -> None:
     """Each function's figures against Lambda's limits, on stderr."""
     from rich.console import Console
     from rich.table import Table
@@ -289,15 +302,15 @@ def _size_table(manifest: Mapping[str, Any]) -> None:
     table = Table(title="sizes against Lambda limits", title_justify="left")
     for column in ("function", "layers", "zip", "unzipped with layers", "% of 250 MB", "env bytes"):
         table.add_column(column, justify="left" if column == "function" else "right")
-    for fn in manifest["functions"]:
-        limits = {u["limit"]: u for u in fn["limits"]["limits"]}
-        if fn["package_type"] == "image":
-            size = limits["image size"]
-            table.add_row(fn["name"], "image", "", f"{size['value']:,}", f"{size['percent']}% of 10 GB", "")
+    for fn in built.functions:
+        limits = fn.limits
+        if fn.artifact is None:
+            size = limits.usage("image size")
+            table.add_row(fn.name, "image", "", f"{size.value:,}", f"{size.percent}% of 10 GB", "")
             continue
-        unzipped = limits["unzipped size with layers"]
-        table.add_row(fn["name"], f"{limits['layers']['value']}/5", f"{fn['zip_bytes']:,}",
-                      f"{unzipped['value']:,}", f"{unzipped['percent']}%", f"{limits['environment']['value']:,}")
+        unzipped = limits.usage("unzipped size with layers")
+        table.add_row(fn.name, f"{limits.usage('layers').value}/5", f"{fn.artifact.zip_bytes:,}",
+                      f"{unzipped.value:,}", f"{unzipped.percent}%", f"{limits.usage('environment').value:,}")
     Console(stderr=True).print(table)
 
 
@@ -310,23 +323,34 @@ CanaryOpt = Annotated[float | None, typer.Option(
     "the aliases point at keep the rest. A deploy without it promotes.")]
 
 
-def _prepare(functions: list[str] | None, out: Path | None, profile: str | None, region: str | None,
-             log: Callable[[str], None], locked: bool = False, canary: float | None = None) -> tuple[Any, Any, Any]:
-    from lbuild.publisher.aws import Aws
-    from lbuild.publisher.deploy import prepare
-
-    project = _project()
-    aws = Aws(profile or STATE.profile, None)
-    prepared = prepare(project, functions or [], (out or project.root / "dist").resolve(), aws,
-                       region or STATE.region, log, locked, canary)
-    return project, aws, prepared
+def _dist(project: Project, out: Path | None) -> Path:
+    return (out or project.root / "dist").resolve()
 
 
-def _show_plan(plan: Any) -> None:
+def _show_plan(plan: Plan, notes: Sequence[str] = ()) -> None:
     for step in plan.steps:
         mark = "+" if step.writes else "="
         info(f" {mark} {step.describe()}: {step.reason}")
+    for note in notes:
+        info(f"note: {note}")
     info(f"{len(plan.changes)} change(s)" if plan.changes else "everything is up to date")
+
+
+def _refuse_unconfirmed(yes: bool, command: str) -> None:
+    """Without --yes, a command that writes to AWS asks first; where nobody can answer, it refuses."""
+    if not yes and not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError("refusing to deploy without confirmation (stdin is not a terminal)" if command == "deploy"
+                         else f"refusing to {command} without confirmation (stdin is not a terminal)",
+                         where=f"lbuild {command}", hint="use --yes in CI")
+
+
+LockTimeoutOpt = Annotated[float, typer.Option(
+    "--lock-timeout", metavar="SECONDS", min=0,
+    help="Wait up to SECONDS for another deploy's lock (default: fail at once, naming its holder).")]
+
+
+def _requests(aws: Aws) -> dict[str, Any]:
+    return {"reads": aws.reads, "writes": aws.writes, "by_operation": dict(aws.requests)}
 
 
 @app.command(name="plan")
@@ -342,14 +366,24 @@ def plan_command(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Show what deploy would do against the live AWS state; exit 10 if anything would change."""
+    """Show what deploy would do against the live AWS state; exit 10 if anything would change.
+
+    Reads lbuild.lock and dist/ as they are and writes nothing: exit 10 when either is stale.
+    """
     _merge(config, json_, quiet, debug)
+    from lbuild import app as use_cases
+    from lbuild.publisher.aws import Aws
+
+    del locked  # plan never locks: --locked is accepted for symmetry with deploy
+    project = _project()
+    aws = Aws(profile or STATE.profile, None)
     with progress("planning") as log:
-        _, aws, prepared = _prepare(functions, out, profile, region, log, locked, canary)
-    document = {**prepared.plan.as_dict(), "region": prepared.region,
-                "requests": {"reads": aws.reads, "writes": aws.writes, "by_operation": dict(aws.requests)}}
-    emit(document, lambda: _show_plan(prepared.plan))
-    if prepared.plan.changes:
+        planned = use_cases.plan(project, functions or [], _dist(project, out), aws, region or STATE.region, log,
+                                 canary)
+    document = {**planned.plan.as_dict(), "region": planned.region, "requests": _requests(aws),
+                "deploy_lock": planned.lock, "notes": list(planned.notes)}
+    emit(document, lambda: _show_plan(planned.plan, planned.notes))
+    if planned.plan.changes:
         raise typer.Exit(10)
 
 
@@ -362,6 +396,7 @@ def deploy(
     out: OutOpt = None,
     locked: LockedOpt = False,
     canary: CanaryOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
@@ -369,41 +404,77 @@ def deploy(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Package if needed, then publish layers, code, configuration and versions; move aliases last."""
+    """Package if needed, take the deploy lock, then publish layers, code, configuration and versions; move
+    aliases last (all or nothing)."""
     if dry_run:
         plan_command(functions, out, locked, canary, profile, region, config, json_, quiet, debug)
         return
     _merge(config, json_, quiet, debug)
-    from lbuild.publisher.deploy import execute
+    _refuse_unconfirmed(yes, "deploy")
+    from lbuild import app as use_cases
+    from lbuild.publisher.aws import Aws
+
+    def confirm(planned: use_cases.Planned) -> bool:
+        if yes:
+            return True
+        _show_plan(planned.plan, planned.notes)
+        return typer.confirm(f"deploy {len(planned.plan.changes)} change(s) to {planned.region}?", err=True)
 
     started = time.perf_counter()
-    with progress("planning") as log:
-        project, aws, prepared = _prepare(functions, out, profile, region, log, locked, canary)
-    plan = prepared.plan
-    if plan.changes and not yes and not STATE.json and sys.stdin.isatty() and sys.stderr.isatty():
-        _show_plan(plan)
-        if not typer.confirm(f"deploy {len(plan.changes)} change(s) to {prepared.region}?", err=True):
-            raise typer.Exit(1)
-    results = []
-    if plan.changes:
-        with progress("deploying") as log:
-            results = execute(project, prepared, aws, log, wait=wait)
+    project = _project()
+    aws = Aws(profile or STATE.profile, None)
+    deployed = use_cases.deploy(project, functions or [], _dist(project, out), aws, region or STATE.region,
+                                progress, confirm, locked=locked, canary=canary, wait=wait,
+                                lock_timeout=lock_timeout, notify=_notice)
+    if not deployed.confirmed:
+        raise typer.Exit(1)
+    plan, chosen, results = deployed.planned.plan, deployed.planned.region, deployed.results
     seconds = time.perf_counter() - started
-    document = {"region": prepared.region, "changes": len(plan.changes), "seconds": round(seconds, 3),
-                "steps": [r.as_dict() for r in results] or prepared.plan.as_dict()["steps"],
-                "requests": {"reads": aws.reads, "writes": aws.writes, "by_operation": dict(aws.requests)}}
+    document = {"region": chosen, "changes": len(plan.changes), "seconds": round(seconds, 3),
+                "steps": [r.as_dict() for r in results] or plan.as_dict()["steps"],
+                "requests": _requests(aws), "deploy_lock": deployed.planned.lock,
+                "notes": list(deployed.planned.notes)}
 
     def human() -> None:
         if not plan.changes:
-            info(f"everything is up to date in {prepared.region} ({aws.reads} reads, 0 writes, {seconds:.2f}s)")
+            info(f"everything is up to date in {chosen} ({aws.reads} reads, 0 writes, {seconds:.2f}s)")
             return
         for result in results:
             if result.status == "done":
                 info(f" + {result.step.describe()}" + (f": {result.detail}" if result.detail else ""))
-        info(f"deployed {len(plan.changes)} change(s) to {prepared.region} in {seconds:.2f}s "
+        info(f"deployed {len(plan.changes)} change(s) to {chosen} in {seconds:.2f}s "
              f"({aws.reads} reads, {aws.writes} writes)")
 
     emit(document, human)
+
+
+@app.command()
+def unlock(
+    lock_id: Annotated[str, typer.Argument(metavar="ID", help="The lock ID the error of a waiting deploy names.")],
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Remove the project's deploy lock left by a killed runner (only the one with this ID)."""
+    _merge(config, json_, quiet, debug)
+    from lbuild.publisher import lease
+    from lbuild.publisher.aws import Aws
+
+    project = _project()
+    if not project.artifact_bucket:
+        raise UsageError("this project holds no deploy lock: it has no artifact_bucket", where="[project]",
+                         hint="set artifact_bucket in [project]; lbuild keeps its deploy lock there")
+    aws = Aws(profile or STATE.profile, None)
+    chosen = aws.require_region(region or STATE.region or project.region)
+    removed = lease.unlock(aws, project.artifact_bucket, project.name, chosen, lock_id)
+    where = f"s3://{project.artifact_bucket}/{lease.lock_key(project.name)}"
+    emit({"removed": removed is not None, "lock": where,
+          "holder": None if removed is None else removed.describe()},
+         lambda: info(f"no deploy lock is held ({where})" if removed is None
+                      else f"removed the deploy lock of {removed.describe()}"))
 
 
 @app.command()

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -87,6 +87,15 @@ def installed_members(archive: zipfile.ZipFile, package: LockedPackage, target: 
         yield info, path, data
 
 
+def artifact_keys(specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Target],
+                  epoch: int | None) -> tuple[dict[str, SourceTree], dict[str, str]]:
+    """The source tree of each bundle, and the build-cache key of every spec (by name); reads, never writes."""
+    sources = {s.name: scan(s.function.source, s.function.exclude) for s in specs if s.function is not None}
+    keys = {s.name: s.key(sources[s.name].digest if s.name in sources else "", epoch, targets[s.name].id)
+            for s in specs}
+    return sources, keys
+
+
 class Builder:
     """Builds ``ArtifactSpec``s for one target set, using the wheel store and the artifact cache."""
 
@@ -98,11 +107,9 @@ class Builder:
         self.log = log
         self.cache = cache or artifact_cache()
 
-    def build_all(self, specs: Sequence[ArtifactSpec], targets: dict[str, rules.Target]) -> list[Built]:
+    def build_all(self, specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Target]) -> list[Built]:
         """Build (or find in the cache) every spec; runs in parallel across artifacts."""
-        sources = {s.name: scan(s.function.source, s.function.exclude) for s in specs if s.function is not None}
-        keys = {s.name: s.key(sources[s.name].digest if s.name in sources else "", self.epoch, targets[s.name].id)
-                for s in specs}
+        sources, keys = artifact_keys(specs, targets, self.epoch)
         hits = {s.name: self._lookup(keys[s.name], s) for s in specs}
         missing = [s for s in specs if hits[s.name] is None]
         wheels = {p.wheel.sha256: p for s in missing for p in s.packages}

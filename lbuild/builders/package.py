@@ -1,30 +1,29 @@
-"""``lbuild package``: lock if needed, split, build, check limits, then write dist/ and its manifest last."""
+"""Build dist/ from a lock: split, build, check limits, then write the zips and, last, the manifest.
+
+Locking is not done here (``lbuild.app`` locks first when needed): this stage takes the lock as given.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from lbuild import __version__, rules
+from lbuild import __version__, manifest, rules
 from lbuild.builders import image
 from lbuild.builders import sizes as sizes_mod
 from lbuild.builders.build import Builder, Built
-from lbuild.builders.plan import plan_artifacts, split_inputs
+from lbuild.builders.plan import ArtifactSpec, plan_artifacts, split_inputs
 from lbuild.builders.sources import scan
 from lbuild.builders.wheels import WheelStore
 from lbuild.config import Function, Project, select
-from lbuild.errors import ChangesPending, ConfigError
-from lbuild.resolver import lock as resolver
-from lbuild.resolver import lockfile
-from lbuild.resolver.lockfile import LockedPackage
+from lbuild.errors import BuildError, ConfigError
+from lbuild.resolver.lockfile import Lock, LockedPackage
 from lbuild.resolver.split import LayerPlan, plan_layers
 
 Log = Callable[[str], None]
@@ -32,12 +31,21 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class PackageResult:
-    manifest: Mapping[str, Any]
+    manifest: manifest.Manifest
     out: Path
     built: tuple[Built, ...]
     plan: LayerPlan
-    relocked: bool
     sizes: tuple[sizes_mod.FunctionSizes, ...]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What packaging a selection of functions builds: the layer plan, the zips and each zip's target."""
+
+    selected: tuple[Function, ...]
+    layer_plan: LayerPlan
+    specs: tuple[ArtifactSpec, ...]
+    targets: Mapping[str, rules.Target]
 
 
 def source_date_epoch() -> int | None:
@@ -51,100 +59,82 @@ def source_date_epoch() -> int | None:
                           where="environment", hint="unset it or set it to e.g. $(git log -1 --format=%ct)") from None
 
 
-def package(project: Project, names: Sequence[str], out: Path, *, log: Log,
-            store: WheelStore | None = None, today: dt.date | None = None, locked: bool = False) -> PackageResult:
-    """Build dist/; with ``locked``, a missing or stale lbuild.lock is an error instead of being re-locked."""
-    store = store or WheelStore()
-    selected = select(project, names)
-    previous = lockfile.read(project.lock_path)
-    lock = previous
-    relocked = False
-    reasons = resolver.stale_reasons(project, previous)
-    if reasons and locked:
-        raise ChangesPending(f"{project.lock_path.name} is not up to date: {'; '.join(reasons)}",
-                             where=str(project.lock_path),
-                             hint="run `lbuild lock` and commit lbuild.lock (--locked never re-locks)")
-    if reasons:
-        log("lbuild.lock is missing or stale: locking")
-        lock = resolver.lock_project(project, previous, store=store, log=log).lock
-        lockfile.write(lock, project.lock_path)
-        relocked = True
-    assert lock is not None
+def layout(project: Project, lock: Lock, names: Sequence[str]) -> Layout:
+    """Pure: the shared layers and bundles of the selected functions (all when ``names`` is empty)."""
+    selected = tuple(select(project, names))
     split_functions, packages = split_inputs(project, lock)
     layer_plan = plan_layers(project.name, split_functions, packages, project.min_functions)
     specs = plan_artifacts(project, lock, layer_plan, selected)
     targets = {s.name: (project.function(s.name).target if s.kind == "function"
                         else layer_plan.layer(s.name).target) for s in specs}
-    builder = Builder(project.root, store, source_date_epoch(), log)
-    built = builder.build_all(specs, targets)
+    return Layout(selected, layer_plan, specs, targets)
+
+
+def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, log: Log,
+            store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
+    """Build the selected functions (all when ``names`` is empty) and their layers into ``out``."""
+    store = store or WheelStore()
+    plan = layout(project, lock, names)
+    epoch = source_date_epoch()
+    builder = Builder(project.root, store, epoch, log)
+    built = builder.build_all(plan.specs, plan.targets)
     by_name = {(b.kind, b.name): b for b in built}
     today = today or dt.date.today()
     all_sizes = tuple(
         sizes_mod.function_sizes(project, fn, by_name[("function", fn.name)],
-                                 [by_name[("layer", n)] for n in layer_plan.bundle(fn.name).layers], today)
-        for fn in selected if fn.package_type == "zip"
+                                 [by_name[("layer", n)] for n in plan.layer_plan.bundle(fn.name).layers], today)
+        for fn in plan.selected if fn.package_type == "zip"
     )
     sizes_mod.check(all_sizes)
     for fs in all_sizes:
         for warning in fs.warnings:
             log(f"warning: function {fs.function}: {warning}")
-    images = [_image(project, fn, lock, store, log) for fn in selected if fn.package_type == "image"]
-    manifest = _manifest(project, lock, layer_plan, built, all_sizes)
-    manifest["functions"] += [_image_entry(project, lock, image) for image in images]
-    _write_dist(out, built, builder.cache, manifest)
-    return PackageResult(manifest, out, tuple(built), layer_plan, relocked, all_sizes)
+    images = [_image(project, fn, lock, store, log) for fn in plan.selected if fn.package_type == "image"]
+    built_manifest = _manifest(project, lock, plan.layer_plan, built, all_sizes, images, epoch)
+    _write_dist(out, built, builder.cache, built_manifest)
+    return PackageResult(built_manifest, out, tuple(built), plan.layer_plan, all_sizes)
 
 
-def _manifest(project: Project, lock: lockfile.Lock, plan: LayerPlan, built: Sequence[Built],
-              all_sizes: Sequence[sizes_mod.FunctionSizes]) -> dict[str, Any]:
-    layers = [b for b in built if b.kind == "layer"]
-    functions = [b for b in built if b.kind == "function"]
-    layer_bytes = {b.name: b.unzipped_bytes for b in layers}
-    size_report = sizes_mod.report(all_sizes)
-    out_functions = []
-    for b in functions:
+def _manifest(project: Project, lock: Lock, plan: LayerPlan, built: Sequence[Built],
+              all_sizes: Sequence[sizes_mod.FunctionSizes],
+              images: Sequence[tuple[image.BuiltImage, str]], epoch: int | None) -> manifest.Manifest:
+    layer_bytes = {b.name: b.unzipped_bytes for b in built if b.kind == "layer"}
+    limits = {s.function: sizes_mod.limits(s) for s in all_sizes}
+    layers = tuple(
+        manifest.LayerEntry(b.name, _artifact(b), b.packages, plan.layer(b.name).target.runtime,
+                            plan.layer(b.name).target.architecture, plan.layer(b.name).functions, b.key)
+        for b in built if b.kind == "layer"
+    )
+    functions = []
+    for b in built:
+        if b.kind != "function":
+            continue
         fn = project.function(b.name)
         bundle = plan.bundle(b.name)
-        out_functions.append({
-            "name": b.name,
-            "package_type": fn.package_type,
-            "runtime": fn.runtime,
-            "architecture": fn.architecture,
-            "handler": fn.handler,
-            "file": b.file,
-            "sha256": b.sha256,
-            "code_sha256": b.code_sha256,
-            "zip_bytes": b.zip_bytes,
-            "unzipped_bytes": b.unzipped_bytes,
-            "layers": list(bundle.layers),
-            "external_layers": list(fn.layers),
-            "unzipped_with_layers_bytes": b.unzipped_bytes + sum(layer_bytes[n] for n in bundle.layers),
-            "packages": list(b.packages),
-            "closure": [lock.resolution(bundle.resolution).package(n).pin for n in lock.function(b.name).closure],
-            "placement": dict(plan.reasons[b.name]),
-            "limits": size_report[b.name],
-        })
-    return {
-        "lbuild_version": __version__,
-        "project": project.name,
-        "layers": [
-            {"name": b.name, "file": b.file, "sha256": b.sha256, "code_sha256": b.code_sha256,
-             "zip_bytes": b.zip_bytes, "unzipped_bytes": b.unzipped_bytes, "packages": list(b.packages),
-             "runtime": plan.layer(b.name).target.runtime,
-             "architecture": plan.layer(b.name).target.architecture,
-             "functions": list(plan.layer(b.name).functions)}
-            for b in layers
-        ],
-        "functions": out_functions,
-    }
+        functions.append(manifest.FunctionEntry(
+            name=b.name, package_type="zip", runtime=fn.runtime, architecture=fn.architecture, handler=fn.handler,
+            layers=bundle.layers, external_layers=fn.layers, packages=b.packages,
+            closure=tuple(lock.resolution(bundle.resolution).package(n).pin for n in lock.function(b.name).closure),
+            placement=tuple(plan.reasons[b.name].items()), limits=limits[b.name], cache_key=b.key,
+            artifact=_artifact(b),
+            unzipped_with_layers_bytes=b.unzipped_bytes + sum(layer_bytes[n] for n in bundle.layers),
+        ))
+    functions += [_image_entry(project, lock, built_image, key) for built_image, key in images]
+    return manifest.Manifest(__version__, project.name, layers, tuple(functions), epoch)
 
 
-def _write_dist(out: Path, built: Sequence[Built], cache: Path, manifest: Mapping[str, Any]) -> None:
+def _artifact(b: Built) -> manifest.Artifact:
+    return manifest.Artifact(b.file, b.sha256, b.code_sha256, b.zip_bytes, b.unzipped_bytes)
+
+
+def _write_dist(out: Path, built: Sequence[Built], cache: Path, new: manifest.Manifest) -> None:
     """Copy each zip into ``out`` unless an identical one is there; remove stale zips; manifest last."""
     out.mkdir(parents=True, exist_ok=True)
-    old_manifest = _read_manifest(out / "manifest.json")
-    known = {entry["file"]: entry["sha256"] for key in ("layers", "functions") for entry in old_manifest.get(key, [])
-             if "file" in entry}
+    try:
+        old = manifest.read(out)
+    except BuildError:  # unreadable or from another lbuild: copy every zip again
+        old = None
+    known = {a.file: a.sha256 for a in old.artifacts()} if old else {}
     wanted = {b.file for b in built}
     for b in built:
         target = out / b.file
@@ -160,21 +150,7 @@ def _write_dist(out: Path, built: Sequence[Built], cache: Path, manifest: Mappin
         for stale in sorted((out / folder).glob("*.zip")) if (out / folder).is_dir() else []:
             if f"{folder}/{stale.name}" not in wanted:
                 stale.unlink()
-    text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".manifest-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / "manifest.json")
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
+    manifest.write(new, out)
 
 
 def image_key(fn: Function, packages: Sequence[LockedPackage], source_digest: str, dockerfile: str, base: str) -> str:
@@ -186,29 +162,31 @@ def image_key(fn: Function, packages: Sequence[LockedPackage], source_digest: st
     return h.hexdigest()
 
 
-def _image(project: Project, fn: Function, lock: lockfile.Lock, store: WheelStore, log: Log) -> image.BuiltImage:
+def image_inputs(fn: Function, lock: Lock) -> tuple[tuple[LockedPackage, ...], str]:
+    """An image function's packages and its key (reads the source and the Dockerfile)."""
     packages = lock.closure_packages(fn.name)
     base = fn.base_image or image.default_base_image(fn)
     dockerfile = fn.dockerfile.read_text(encoding="utf-8") if fn.dockerfile else image.templates_dockerfile()
-    key = image_key(fn, packages, scan(fn.source, fn.exclude).digest, dockerfile, base)
-    return image.build_image(fn, project.name, packages, store, project.root, key, log)
+    return packages, image_key(fn, packages, scan(fn.source, fn.exclude).digest, dockerfile, base)
 
 
-def _image_entry(project: Project, lock: lockfile.Lock, built: image.BuiltImage) -> dict[str, Any]:
+def _image(project: Project, fn: Function, lock: Lock, store: WheelStore,
+           log: Log) -> tuple[image.BuiltImage, str]:
+    packages, key = image_inputs(fn, lock)
+    return image.build_image(fn, project.name, packages, store, project.root, key, log), key
+
+
+def _image_entry(project: Project, lock: Lock, built: image.BuiltImage, key: str) -> manifest.FunctionEntry:
     fn = project.function(built.name)
-    return {
-        "name": built.name,
-        "package_type": "image",
-        "runtime": fn.runtime,
-        "architecture": fn.architecture,
-        "handler": fn.handler,
-        "image": {"tag": built.tag, "id": built.image_id, "architecture": built.architecture, "size": built.size,
-                  "biggest_layers": [{"created_by": c, "bytes": n} for c, n in built.layers[:5]]},
-        "layers": [],
-        "packages": list(built.packages),
-        "closure": [p.pin for p in lock.closure_packages(built.name)],
-        "limits": {"limits": [{"limit": "image size", "value": built.size, "maximum": rules.IMAGE_BYTES,
-                               "percent": round(100.0 * built.size / rules.IMAGE_BYTES, 1)}],
-                   "biggest": [{"name": n, "unzipped_bytes": b} for n, b in built.contributions[:5]],
-                   "warnings": []},
-    }
+    return manifest.FunctionEntry(
+        name=built.name, package_type="image", runtime=fn.runtime, architecture=fn.architecture, handler=fn.handler,
+        layers=(), external_layers=fn.layers, packages=built.packages,
+        closure=tuple(p.pin for p in lock.closure_packages(built.name)), placement=(),
+        limits=manifest.Limits(
+            (manifest.Usage("image size", built.size, rules.IMAGE_BYTES,
+                            round(100.0 * built.size / rules.IMAGE_BYTES, 1)),),
+            tuple(manifest.Contributor(n, b) for n, b in built.contributions[:5]), ()),
+        cache_key=key,
+        image=manifest.Image(built.tag, built.image_id, built.architecture, built.size,
+                             tuple(manifest.ImageLayer(c, n) for c, n in built.layers[:5])),
+    )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lbuild import rules
+from lbuild import manifest, rules
 from lbuild.builders.build import Built
 from lbuild.config import Function, Project
 from lbuild.errors import LimitError
@@ -87,14 +87,10 @@ def check(sizes: Sequence[FunctionSizes]) -> None:
     raise LimitError(what, where=f"function {fs.function}", hint=hint)
 
 
-def report(sizes: Sequence[FunctionSizes]) -> Mapping[str, object]:
-    """The size report as data (for the manifest and --json)."""
-    return {
-        s.function: {
-            "limits": [{"limit": u.limit, "value": u.value, "maximum": u.maximum, "percent": u.percent}
-                       for u in s.usages],
-            "biggest": [{"name": n, "unzipped_bytes": b} for n, b in s.contributors],
-            "warnings": list(s.warnings),
-        }
-        for s in sizes
-    }
+def limits(sizes: FunctionSizes) -> manifest.Limits:
+    """A function's sizes as the manifest records them."""
+    return manifest.Limits(
+        tuple(manifest.Usage(u.limit, u.value, u.maximum, u.percent) for u in sizes.usages),
+        tuple(manifest.Contributor(name, size) for name, size in sizes.contributors),
+        sizes.warnings,
+    )

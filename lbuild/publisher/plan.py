@@ -14,6 +14,7 @@ from typing import Any
 from lbuild import rules
 from lbuild.config import Function, Project
 from lbuild.errors import ConfigError, UsageError
+from lbuild.manifest import Manifest
 from lbuild.publisher.edge import Association
 
 LAYER_DESCRIPTION = "lbuild sha256:{sha256}"
@@ -304,44 +305,46 @@ def function_name(project: Project, fn: Function) -> str:
     return f"{project.name}-{fn.name}"
 
 
-def wanted_state(project: Project, manifest: Mapping[str, Any], dist: Path, names: Sequence[str],
+def wanted_state(project: Project, built: Manifest, dist: Path, names: Sequence[str],
                  registry_host: str | None = None) -> tuple[tuple[WantedLayer, ...], tuple[WantedFunction, ...]]:
-    """The layers and functions to deploy, from dist/manifest.json and the config."""
+    """The layers and functions to deploy: artifacts, runtime and architecture from dist/manifest.json, the rest
+    of the configuration from lbuild.toml."""
     layers = tuple(
-        WantedLayer(entry["name"], dist / entry["file"], entry["sha256"], entry["code_sha256"], entry["zip_bytes"],
-                    entry["runtime"], entry["architecture"])
-        for entry in manifest["layers"]
+        WantedLayer(entry.name, dist / entry.artifact.file, entry.artifact.sha256, entry.artifact.code_sha256,
+                    entry.artifact.zip_bytes, entry.runtime, entry.architecture)
+        for entry in built.layers
     )
     functions = []
-    for entry in manifest["functions"]:
-        if names and entry["name"] not in names:
+    for entry in built.functions:
+        if names and entry.name not in names:
             continue
-        fn = project.function(entry["name"])
+        fn = project.function(entry.name)
         if not fn.role:
             raise ConfigError(f"function {fn.name} has no role", where=f"functions.{fn.name}",
                               hint='set role = "arn:aws:iam::ACCOUNT:role/NAME" in [project] or the function')
         image = None
-        if entry["package_type"] == "image":
+        if entry.image is not None:
             name = fn.image_repository or function_name(project, fn)
-            local_tag = entry["image"]["tag"]
+            local_tag = entry.image.tag
             image = WantedImage(local_tag, f"{registry_host}/{name}", local_tag.rsplit(":", 1)[-1],
                                 None if project.image_registry else name)
         config = FunctionConfig(
-            runtime=fn.runtime if image is None else "", handler=fn.handler if image is None else "",
+            runtime=entry.runtime if image is None else "", handler=fn.handler if image is None else "",
             memory=fn.memory, timeout=fn.timeout,
             ephemeral_storage=fn.ephemeral_storage, environment=tuple(sorted(fn.environment.items())),
             description=fn.description, role=fn.role,
-            layers=tuple(f"layer:{n}" for n in entry["layers"]) + tuple(fn.layers),
+            layers=tuple(f"layer:{n}" for n in entry.layers) + tuple(fn.layers),
             subnet_ids=tuple(sorted(fn.vpc.subnet_ids)) if fn.vpc else (),
             security_group_ids=tuple(sorted(fn.vpc.security_group_ids)) if fn.vpc else (),
         )
         tags = {**fn.tags, TAG_PROJECT: project.name, TAG_FUNCTION: fn.name} if fn.edge is None else {}
         association = None if fn.edge is None else Association(fn.edge.distribution, fn.edge.path_pattern,
                                                                fn.edge.event_type, fn.edge.include_body)
-        functions.append(WantedFunction(fn.name, function_name(project, fn), dist / entry.get("file", ""),
-                                        entry.get("sha256", ""), entry.get("code_sha256", ""),
-                                        entry.get("zip_bytes", 0), fn.architecture, config, tags,
-                                        tuple(entry["layers"]), fn.layers, rules.EDGE_REGION if fn.edge else None,
+        zipped = entry.artifact
+        functions.append(WantedFunction(fn.name, function_name(project, fn), dist / (zipped.file if zipped else ""),
+                                        zipped.sha256 if zipped else "", zipped.code_sha256 if zipped else "",
+                                        zipped.zip_bytes if zipped else 0, entry.architecture, config, tags,
+                                        entry.layers, fn.layers, rules.EDGE_REGION if fn.edge else None,
                                         association, image))
     used = {n for f in functions for n in f.layers}
     return tuple(layer for layer in layers if layer.name in used), tuple(functions)

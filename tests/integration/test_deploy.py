@@ -191,7 +191,7 @@ class DeployingProject:
 
     def deploy(self, *args: str) -> Run:
         """``lbuild deploy --json`` that must succeed."""
-        result = self.run("deploy", "--json", *args)
+        result = self.run("deploy", "--yes", "--json", *args)
         assert result.code == 0, result.stderr
         return result
 
@@ -359,13 +359,82 @@ def test_second_deploy_writes_nothing_and_plan_is_clean(demo: Demo, monkeypatch:
     assert "everything is up to date" in plan.stderr
     assert plan.writes == 0
 
-    # a second machine: no dist/, an empty build cache, the same commit (lbuild.lock included)
+    # a second machine: no dist/, an empty build cache, the same commit (lbuild.lock included); plan never
+    # builds, so CI packages first, exactly from the lock
     shutil.rmtree(demo.root / "dist")
     monkeypatch.setenv("LBUILD_CACHE_DIR", str(tmp_path / "other-machine-cache"))
+    packaged = demo.run("package", "--locked")
+    assert packaged.code == 0, packaged.stderr
+    assert packaged.recorder.calls == [], "package never calls AWS"
     fresh = demo.run("plan", "--json")
     assert fresh.code == 0, fresh.stdout + fresh.stderr
     assert fresh.json()["changes"] == 0
     assert fresh.writes == 0 and fresh.reads <= reads_bound
+
+
+# --- plan writes nothing ------------------------------------------------------------------------------------
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes | None]]:
+    """Every path under ``root`` (``root`` included): mtime, mode and, for files, the bytes."""
+    out = {}
+    for path in [root, *sorted(root.rglob("*"))]:
+        info = path.lstat()
+        out[path.relative_to(root).as_posix()] = (info.st_mtime_ns, info.st_mode,
+                                                  None if path.is_dir() else path.read_bytes())
+    return out
+
+
+def _plan_changes_nothing(demo: Demo, cache: Path, *args: str) -> Run:
+    """``lbuild ARGS``, checking that the project tree and the build cache are exactly as they were."""
+    project, cached = _snapshot(demo.root), _snapshot(cache)
+    result = demo.run(*args)
+    assert _snapshot(demo.root) == project, "the project tree is unchanged"
+    assert _snapshot(cache) == cached, "the build cache is unchanged"
+    return result
+
+
+def test_plan_never_writes_and_exits_10_when_the_lock_or_dist_is_stale(demo: Demo, lbuild_cache: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    hint = "hint: run `lbuild package` (or `lbuild deploy`)"
+    for args in (("plan",), ("deploy", "--dry-run")):
+        missing = _plan_changes_nothing(demo, lbuild_cache, *args)
+        assert missing.code == 10, missing.stderr
+        assert missing.stderr == ("error: lbuild.lock does not exist (lbuild.lock)\n"
+                                  "hint: run `lbuild lock` and `lbuild package` (or `lbuild deploy`)\n")
+        assert missing.recorder.calls == []
+    assert not (demo.root / "lbuild.lock").exists() and not (demo.root / "dist").exists()
+
+    assert demo.run("lock").code == 0
+    unbuilt = _plan_changes_nothing(demo, lbuild_cache, "plan")
+    assert unbuilt.code == 10 and unbuilt.stderr == f"error: dist/ has not been packaged (dist/manifest.json)\n{hint}\n"
+
+    demo.deploy()
+    for name in ("users", "orders"):
+        (demo.root / "functions" / name / "app.py").write_text("def handler(event, context):\n    return 2\n")
+    for args in (("plan",), ("deploy", "--dry-run"), ("plan", "--json")):
+        stale = _plan_changes_nothing(demo, lbuild_cache, *args)
+        assert stale.code == 10, stale.stderr
+        assert stale.stderr == ("error: dist/ is stale: functions orders, users changed since it was built "
+                                f"(dist/manifest.json)\n{hint}\n")
+        assert stale.recorder.calls == [], "nothing is read from AWS either"
+    assert stale.json()["exit_code"] == 10, "--json: the error is the one document"
+
+    requirements = demo.root / "functions" / "reports" / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "# edited\n")
+    relock = _plan_changes_nothing(demo, lbuild_cache, "plan", "reports")
+    assert relock.code == 10
+    assert relock.stderr.startswith("error: lbuild.lock is stale: function 'reports': its requirements, target or "
+                                    "isolation changed (lbuild.lock)\n"), relock.stderr
+
+    deployed = demo.deploy()  # reports' requirements.txt is in its source folder: its bundle changed too
+    assert deployed.touched("UpdateFunctionCode") == {_fn("orders"), _fn("users"), _fn("reports")}
+    assert _plan_changes_nothing(demo, lbuild_cache, "plan").code == 0
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # deploy would build other zips now
+    epoch = _plan_changes_nothing(demo, lbuild_cache, "plan")
+    assert epoch.code == 10 and epoch.stderr.startswith(
+        "error: dist/ is stale: it was built with SOURCE_DATE_EPOCH=unset, which is 1700000000 now"), epoch.stderr
 
 
 # --- targeted updates --------------------------------------------------------------------------------------
@@ -564,6 +633,12 @@ def _steps(completed: subprocess.CompletedProcess[str]) -> Any:
 
 
 def test_dry_run_equals_plan_and_json_is_one_document(demo: Demo) -> None:
+    for args in (("plan", "--json"), ("deploy", "--dry-run", "--json")):  # nothing packaged yet: one error document
+        unbuilt = _subprocess(demo.root, *args)
+        assert unbuilt.returncode == 10, unbuilt.stderr
+        assert json.loads(unbuilt.stdout)["error"] == "lbuild.lock does not exist"
+    assert _subprocess(demo.root, "package").returncode == 0
+
     plan = _subprocess(demo.root, "plan", "--json")
     dry = _subprocess(demo.root, "deploy", "--dry-run", "--json")
     assert plan.returncode == dry.returncode == 10, plan.stderr + dry.stderr
@@ -572,7 +647,7 @@ def test_dry_run_equals_plan_and_json_is_one_document(demo: Demo) -> None:
     assert demo.functions() == set(), "--dry-run changes nothing"
     assert demo.aws.lambda_.list_layers()["Layers"] == []
 
-    deployed = _subprocess(demo.root, "deploy", "--json")
+    deployed = _subprocess(demo.root, "deploy", "--yes", "--json")
     assert deployed.returncode == 0, deployed.stderr
     assert json.loads(deployed.stdout)["changes"] == 15
 
@@ -660,7 +735,7 @@ def test_bad_canary_requests_are_usage_errors_before_anything_is_built(
     if edit == "no-alias":
         config = demo.root / "lbuild.toml"
         config.write_text(config.read_text().replace(f'alias = "{ALIAS}"\n', ""))
-    result = demo.run("deploy", *args)
+    result = demo.run("deploy", "--yes", *args)
     assert result.code == 2, result.stderr
     assert result.stderr.startswith(message), result.stderr
     assert "hint: " in result.stderr
@@ -673,7 +748,7 @@ def test_canary_refuses_a_new_role_before_any_write(demo: Demo) -> None:
     demo.aws.create_role("other-role")
     demo.roles = {"users": demo.aws.role_arn_for("other-role")}
     demo.write()
-    result = demo.run("deploy", "--canary", "10")
+    result = demo.run("deploy", "--yes", "--canary", "10")
     assert result.code == 2, result.stderr
     assert "a canary needs one execution role for both versions" in result.stderr
     assert "(function demo-users)" in result.stderr and "hint: deploy without --canary" in result.stderr

@@ -14,9 +14,9 @@ from typing import Any
 
 import boto3
 import pytest
-from tests.support.faultproxy import FaultProxy, Rule
 
 from tests.integration.test_deploy import ALIAS, FUNCTIONS, PROJECT, Demo, RunCli
+from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.moto_server import REGION, MotoAws
 
 
@@ -183,7 +183,7 @@ def test_a_failure_in_the_alias_phase_puts_back_every_moved_alias(demo: Demo, fa
         assert after[name][f"alias {ALIAS}"] == before[name][f"alias {ALIAS}"], name
 
     fault_proxy.clear()
-    again = demo.deploy()
+    demo.deploy()
     assert all(demo.alias_version(n) == "2" for n in demo.names)
     assert all(demo.versions(n) == ["1", "2"] for n in demo.names), "PublishVersion of unchanged code: no new one"
 

@@ -394,6 +394,7 @@ def test_unchanged_deploy_writes_nothing_and_a_code_change_moves_one_association
         "CloudFront already runs version 1 with this code"
 
     site.edit("viewer", "v2")
+    assert site.run("package").code == 0  # plan plans what dist/ holds; it never builds
     plan = site.run("plan", "--json")
     assert plan.code == 10, plan.stderr
     assert _writes(plan) == []
@@ -491,6 +492,7 @@ def test_precondition_failing_every_time_gives_up_with_a_clear_error(site: Site)
 def test_role_not_trusting_edgelambda_fails_the_plan_and_deploys_nothing(site: Site) -> None:
     site.edge_role = site.aws.role_arn  # trusts lambda.amazonaws.com only
     site.write()
+    assert site.run("package").code == 0
     for command in (("plan",), ("deploy", "--yes")):
         result = site.run(*command, "--json")
         assert result.code == 2, result.stderr
@@ -595,7 +597,7 @@ def test_deploy_wait_waits_until_the_distribution_is_deployed(site: Site, waiter
 
 def test_canary_is_refused_for_edge_functions_and_allowed_for_the_others(site: Site) -> None:
     site.deploy()
-    refused = site.run("deploy", "--canary", "10")
+    refused = site.run("deploy", "--yes", "--canary", "10")
     assert refused.code == 2, refused.stderr
     assert refused.stderr.startswith("error: Lambda@Edge functions cannot take a canary: ")
     assert "viewer" in refused.stderr and "origin" in refused.stderr and "api" not in refused.stderr.split("\n")[0]

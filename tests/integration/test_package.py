@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import lbuild
-from lbuild.builders.package import package
+from lbuild.app import package
 from lbuild.config import load_project
 from lbuild.errors import LimitError
 from tests.support.wheelfactory import WheelSpec, fake_elf
@@ -481,8 +481,7 @@ def test_environment_counts_utf8_bytes_of_compact_json(tmp_path: Path, value: st
     out = tmp_path / "dist"
     if ok:
         result = package(project, [], out, log=lambda _: None)
-        limits = {u["limit"]: u for u in result.manifest["functions"][0]["limits"]["limits"]}
-        assert limits["environment"]["value"] == 4096
+        assert result.manifest.functions[0].limits.usage("environment").value == 4096
         assert (out / "manifest.json").is_file()
     else:
         with pytest.raises(LimitError) as info:
@@ -545,3 +544,42 @@ def test_binary_audit_checks_the_elf_machine(tmp_path: Path, runtime: str, archi
     else:
         fn001 = read_manifest(workload.root / "dist")["functions"][0]
         assert so in zip_names(workload.root / "dist" / fn001["file"])
+
+
+# --- image functions in the manifest (without a Docker engine) ----------------------------------------------
+
+
+def test_image_entries_round_trip_and_go_stale_with_their_source(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Docker build is replaced by a stub returning a described image (tests/integration/test_image.py builds
+    real ones when an engine answers); what is checked is lbuild's side: the manifest entry, its cache key, and
+    the staleness check, which computes the key without any engine."""
+    from lbuild import app, manifest
+    from lbuild.builders import image
+    from lbuild.errors import ChangesPending
+
+    workload = _small(tmp_path)
+    workload.add_settings('package_type = "image"', "fn002")
+    keys: list[str] = []
+
+    def build_image(fn: Any, project: str, packages: Any, store: Any, root: Path, key: str, log: Any) -> Any:
+        keys.append(key)
+        return image.BuiltImage(fn.name, f"lbuild/{project}-{fn.name}:{key[:16]}", "sha256:" + "e" * 64, "arm64",
+                                123_456, (("COPY source/ /", 1000),), tuple(p.pin for p in packages),
+                                (("<source>", 9),))
+
+    monkeypatch.setattr(image, "build_image", build_image)
+    project = load_project(workload.config, environ={})
+    dist = project.root / "dist"
+    result = app.package(project, [], dist, log=lambda _: None)
+    entry = result.manifest.function("fn002")
+    assert entry is not None and entry.package_type == "image" and entry.artifact is None
+    assert entry.cache_key == keys[0] and entry.image is not None and entry.image.tag.endswith(keys[0][:16])
+    assert entry.limits.usage("image size").value == 123_456
+    assert manifest.read(dist) == result.manifest
+    assert app.built(project, [], dist) == result.manifest, "fresh: nothing changed"
+
+    (workload.source("fn002") / "extra.py").write_text("X = 1\n", encoding="utf-8")
+    with pytest.raises(ChangesPending) as stale:
+        app.built(project, [], dist)
+    assert stale.value.what == "dist/ is stale: function fn002 changed since it was built"

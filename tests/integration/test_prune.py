@@ -91,6 +91,7 @@ def test_vpc_role_without_eni_permissions_fails_the_plan(demo: Demo, monkeypatch
         return made
 
     monkeypatch.setattr(aws_mod.Aws, "client", client)
+    assert demo.run("package").code == 0
     result = demo.run("plan")
     assert result.code == 2, result.stderr
     assert "may not ec2:CreateNetworkInterface, ec2:DeleteNetworkInterface" in result.stderr
@@ -103,6 +104,7 @@ def test_vpc_role_check_is_skipped_with_a_warning_when_iam_cannot_simulate(demo:
     config = config.replace('[functions.orders]\n', '[functions.orders]\nvpc = { subnet_ids = ["subnet-1"], '
                             'security_group_ids = ["sg-1"] }\n')
     (demo.root / "lbuild.toml").write_text(config, encoding="utf-8")
+    assert demo.run("package").code == 0
     result = demo.run("plan")  # moto answers SimulatePrincipalPolicy with an error
     assert result.code == 10, result.stderr
     assert "warning: could not simulate the IAM policy" in result.stderr

@@ -18,6 +18,7 @@ import pytest
 from lbuild import rules
 from lbuild.config import EdgeSpec, Function, Project
 from lbuild.errors import ConfigError
+from lbuild.manifest import Manifest
 from lbuild.publisher.edge import (
     EDGE_PRINCIPALS,
     TRUST_POLICY,
@@ -42,6 +43,7 @@ from lbuild.publisher.plan import (
     plan,
     wanted_state,
 )
+from tests.unit.test_manifest import zip_entry
 from tests.unit.test_publish_plan import config, project, remote, wanted
 
 ACCOUNT = "123456789012"
@@ -410,12 +412,8 @@ def test_wanted_state_puts_edge_functions_in_us_east_1_without_tags() -> None:
                        tags={"team": "web"}, role=f"arn:aws:iam::{ACCOUNT}:role/shop-lambda")
     shop = Project("shop", root / "lbuild.toml", root, (edge, regular), region="eu-west-1")
 
-    def entry(name: str) -> dict[str, Any]:
-        return {"name": name, "file": f"functions/{name}.zip", "sha256": "a" * 64, "code_sha256": "c",
-                "zip_bytes": 10, "layers": [], "package_type": "zip"}
-
-    _, functions = wanted_state(shop, {"layers": [], "functions": [entry("auth"), entry("orders")]},
-                                root / "dist", [])
+    built = Manifest("0", "shop", (), (zip_entry("auth", "x86_64"), zip_entry("orders", "arm64")))
+    _, functions = wanted_state(shop, built, root / "dist", [])
     auth, orders = functions
     assert (auth.region, auth.tags, auth.architecture) == ("us-east-1", {}, "x86_64")
     assert auth.edge == Association(DIST, "/api/*", "origin-request", True)

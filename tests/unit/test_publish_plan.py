@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from lbuild import rules
-from lbuild.config import Project
+from lbuild.config import Function, Project
 from lbuild.errors import UsageError
+from lbuild.manifest import Manifest
 from lbuild.publisher.plan import (
     CreateFunction,
     FunctionConfig,
@@ -33,7 +34,9 @@ from lbuild.publisher.plan import (
     config_from_aws,
     plan,
     s3_key,
+    wanted_state,
 )
+from tests.unit.test_manifest import layer_entry, zip_entry
 
 ROOT = Path("/project")
 ROLE = "arn:aws:iam::123456789012:role/shop-lambda"
@@ -423,3 +426,23 @@ def test_canary_refuses_a_role_change() -> None:
     with pytest.raises(UsageError, match="a canary needs one execution role for both versions") as caught:
         plan(project(), [], [fn], RemoteState(functions={fn.name: moved}, layers={}), "live", canary=0.1)
     assert caught.value.exit_code == 2 and caught.value.where == "function shop-orders"
+
+
+# --- wanted state: from the manifest and the config -------------------------------------------------------------
+
+
+def test_wanted_state_takes_artifacts_runtime_and_architecture_from_the_manifest() -> None:
+    """What was built decides the runtime and architecture (layers and functions alike); lbuild.toml the rest."""
+    fn = Function("orders", "app.handler", ROOT / "functions" / "orders", None, "python3.12", "arm64", role=ROLE,
+                  memory=512)
+    shop = replace(project(), functions=(fn,))
+    shared = layer_entry()
+    built = Manifest("0", "shop", (shared, layer_entry("shop-unused")),
+                     (zip_entry("orders", architecture="x86_64", runtime="python3.11", layers=(shared.name,)),))
+    layers, (orders,) = wanted_state(shop, built, ROOT / "dist", [])
+    assert [w.name for w in layers] == [shared.name], "only the layers a deployed function attaches"
+    assert (layers[0].runtime, layers[0].architecture, layers[0].sha256) == ("python3.12", "arm64", "b" * 64)
+    assert (orders.architecture, orders.config.runtime) == ("x86_64", "python3.11")
+    assert (orders.file, orders.sha256, orders.code_sha256, orders.zip_bytes) == (
+        ROOT / "dist" / "functions" / "orders.zip", "a" * 64, "c2hh", 100)
+    assert orders.config.memory == 512 and orders.config.layers == (f"layer:{shared.name}",)

@@ -1,0 +1,219 @@
+"""The use cases, chained in one place above the stages: lock, package, plan, deploy.
+
+The resolver, builders and publisher each do one stage and never call the next one; this module decides
+which stages a command runs. ``plan`` reads lbuild.lock and dist/ and writes nothing; ``deploy`` packages
+first (from the build cache when nothing changed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lbuild import manifest, rules
+from lbuild.builders import fresh
+from lbuild.builders import package as builder
+from lbuild.builders.package import PackageResult
+from lbuild.builders.wheels import WheelStore
+from lbuild.config import Project, select
+from lbuild.errors import ChangesPending
+from lbuild.manifest import Manifest
+from lbuild.resolver import lock as resolver
+from lbuild.resolver import lockfile
+
+if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: lock and package start without it
+    from lbuild.publisher import aws as aws_mod
+    from lbuild.publisher import images, lease
+    from lbuild.publisher.execute import StepResult
+    from lbuild.publisher.plan import Plan
+
+Log = Callable[[str], None]
+Phase = Callable[[str], AbstractContextManager[Log]]  # progress of one phase of work ("planning", ...)
+
+REBUILD_HINT = "run `lbuild package` (or `lbuild deploy`)"
+
+
+# --- lock -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Locked:
+    result: resolver.LockResult
+    changed: bool  # lbuild.lock was rewritten
+
+
+def lock_status(project: Project) -> list[str]:
+    """Why lbuild.lock is missing or stale (empty: up to date). Writes nothing."""
+    return resolver.stale_reasons(project, lockfile.read(project.lock_path))
+
+
+def lock(project: Project, *, upgrade: resolver.Upgrade = False, log: Log) -> Locked:
+    """Resolve every function (reusing what did not change) and write lbuild.lock."""
+    result = resolver.lock_project(project, lockfile.read(project.lock_path), upgrade=upgrade, log=log)
+    return Locked(result, lockfile.write(result.lock, project.lock_path))
+
+
+# --- package --------------------------------------------------------------------------------------------
+
+
+def package(project: Project, names: Sequence[str], out: Path, *, log: Log, locked: bool = False,
+            store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
+    """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``."""
+    select(project, names)  # unknown names fail before anything is locked
+    store = store or WheelStore()
+    current = _current_lock(project, locked=locked, store=store, log=log)
+    return builder.package(project, current, names, out, log=log, store=store, today=today)
+
+
+def _current_lock(project: Project, *, locked: bool, store: WheelStore, log: Log) -> lockfile.Lock:
+    previous = lockfile.read(project.lock_path)
+    reasons = resolver.stale_reasons(project, previous)
+    if not reasons:
+        assert previous is not None
+        return previous
+    if locked:
+        raise ChangesPending(f"{project.lock_path.name} is not up to date: {'; '.join(reasons)}",
+                             where=str(project.lock_path),
+                             hint="run `lbuild lock` and commit lbuild.lock (--locked never re-locks)")
+    log("lbuild.lock is missing or stale: locking")
+    current = resolver.lock_project(project, previous, store=store, log=log).lock
+    lockfile.write(current, project.lock_path)
+    return current
+
+
+def built(project: Project, names: Sequence[str], dist: Path) -> Manifest:
+    """dist/'s manifest, when dist/ holds what ``package`` would build now from lbuild.lock; ChangesPending
+    (exit 10) when lbuild.lock or dist/ is missing or stale. Reads only: writes nothing, builds nothing."""
+    select(project, names)
+    lock_name = _shown(project, project.lock_path)
+    previous = lockfile.read(project.lock_path)
+    reasons = resolver.stale_reasons(project, previous)
+    if previous is None or reasons:
+        what = f"{lock_name} does not exist" if previous is None else f"{lock_name} is stale: {'; '.join(reasons)}"
+        raise ChangesPending(what, where=lock_name, hint="run `lbuild lock` and `lbuild package` (or `lbuild deploy`)")
+    where = _shown(project, dist / manifest.FILE)
+    found = manifest.read(dist, where)
+    if found is None:
+        raise ChangesPending(f"{_shown(project, dist)}/ has not been packaged", where=where, hint=REBUILD_HINT)
+    stale = fresh.stale_reasons(found, fresh.expected(project, previous, names),
+                                None if names else [fn.name for fn in project.functions])
+    if stale:
+        raise ChangesPending(f"{_shown(project, dist)}/ is stale: {'; '.join(stale)}", where=where, hint=REBUILD_HINT)
+    return found
+
+
+def _shown(project: Project, path: Path) -> str:
+    """``path`` relative to the project when it is inside it (``dist/manifest.json``), else as it is."""
+    try:
+        return path.relative_to(project.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# --- plan and deploy ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A deploy plan, and what it was made from."""
+
+    plan: Plan
+    region: str
+    manifest: Manifest
+    registry: images.Registry | None = None
+    lock: str | None = None  # the deploy lock's S3 URL (None: concurrent deploys are not guarded)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the plan's reader should know beyond the steps."""
+        if self.lock is None:
+            return ("concurrent deploys of this project are not guarded: set artifact_bucket in [project] and "
+                    "lbuild holds a deploy lock there",)
+        return ()
+
+
+@dataclass(frozen=True)
+class Deployed:
+    planned: Planned
+    results: tuple[StepResult, ...]  # empty when nothing changed or the plan was declined
+    confirmed: bool
+
+
+def plan(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None, log: Log,
+         canary: float | None = None) -> Planned:
+    """What ``deploy`` would do, from lbuild.lock and dist/ as they are (exit 10 when stale) and the live state.
+
+    ``canary`` is the percentage of each alias's traffic a canary release routes to the new versions.
+    """
+    from lbuild.publisher import preflight
+
+    weight = preflight.canary_weight(project, names, canary)
+    found = built(project, names, dist)
+    return _read_and_plan(project, found, names, dist, aws, aws.require_region(region or project.region), log, weight)
+
+
+def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None,
+           phase: Phase, confirm: Callable[[Planned], bool], *, locked: bool = False,
+           canary: float | None = None, wait: bool = False, lock_timeout: float = 0.0,
+           notify: Log = lambda _: None) -> Deployed:
+    """Package, take the deploy lock, read the live state, plan, ask ``confirm`` (only when something
+    changes), execute, release the lock. ``notify`` hears about waiting for (or taking over) the lock."""
+    from lbuild.publisher import lease, preflight
+    from lbuild.publisher.execute import Executor
+
+    weight = preflight.canary_weight(project, names, canary)  # refused before anything is built
+    with phase("packaging") as log:
+        packaged = package(project, names, dist, log=log, locked=locked).manifest
+    chosen = aws.require_region(region or project.region)
+    lock = deploy_lock(project, aws, chosen, "deploy", packaged.digest(), notify)
+    with lease.held(lock, lock_timeout) as still_ours:  # the state is read and planned only under the lock
+        with phase("planning") as log:
+            planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
+        if not planned.plan.changes:
+            return Deployed(planned, (), confirmed=True)
+        if not confirm(planned):
+            return Deployed(planned, (), confirmed=False)
+        with phase("deploying") as log:
+            results = Executor(aws, chosen, project.artifact_bucket, log, wait=wait, registry=planned.registry,
+                               guard=still_ours).run(planned.plan)
+    return Deployed(planned, tuple(results), confirmed=True)
+
+
+def deploy_lock(project: Project, aws: aws_mod.Aws, region: str, command: str, build: str,
+                notify: Log) -> lease.DeployLock | None:
+    """The project's deploy lock in ``artifact_bucket`` (None without a bucket: nothing to hold it in)."""
+    from lbuild.publisher import lease
+
+    if not project.artifact_bucket:
+        return None
+    return lease.DeployLock(aws, project.artifact_bucket, project.name, region, lease.Holder.me(command, build),
+                            notify)
+
+
+def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
+                   region: str, log: Log, weight: float | None) -> Planned:
+    """Check the roles, read the remote state of what ``found`` deploys, and plan against it."""
+    from lbuild.publisher import aws as aws_mod
+    from lbuild.publisher import images, lease, preflight
+    from lbuild.publisher.plan import plan as plan_steps
+    from lbuild.publisher.plan import s3_key, wanted_state
+
+    registry = preflight.registry(project, found, aws, region)
+    layers, functions = wanted_state(project, found, dist, names, registry.host if registry else None)
+    artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]
+    big = [s3_key(project, sha) for sha, size in artifacts if size > rules.DIRECT_UPLOAD_ZIP_BYTES]
+    preflight.check_vpc_roles(project, names, aws, log)
+    preflight.check_roles(project, names, aws, log)
+    log(f"reading the state of {len(functions)} functions and {len(layers)} layers in {region}")
+    remote = aws_mod.read_state(aws, layers, functions, project.alias, region, project.artifact_bucket, big)
+    if registry is not None:
+        remote = replace(remote, images={
+            f.name: images.remote_digest(f.image.repository, f.image.tag, registry) for f in functions if f.image
+        })
+    lock = f"s3://{project.artifact_bucket}/{lease.lock_key(project.name)}" if project.artifact_bucket else None
+    return Planned(plan_steps(project, layers, functions, remote, project.alias, weight), region, found, registry,
+                   lock)
