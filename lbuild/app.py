@@ -169,12 +169,17 @@ def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
     with phase("packaging") as log:
         packaged = package(project, names, dist, log=log, locked=locked).manifest
     chosen = aws.require_region(region or project.region)
+    with phase("planning") as log:
+        planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
+    if not planned.plan.changes:  # nothing to do: no lock taken, no write made
+        return Deployed(planned, (), confirmed=True)
     lock = deploy_lock(project, aws, chosen, "deploy", packaged.digest(), notify)
-    with lease.held(lock, lock_timeout) as still_ours:  # the state is read and planned only under the lock
-        with phase("planning") as log:
-            planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
-        if not planned.plan.changes:
-            return Deployed(planned, (), confirmed=True)
+    with lease.held(lock, lock_timeout) as still_ours:
+        if lock is not None:  # what is executed is planned under the lock, from the state read under it
+            with phase("planning") as log:
+                planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
+            if not planned.plan.changes:
+                return Deployed(planned, (), confirmed=True)
         if not confirm(planned):
             return Deployed(planned, (), confirmed=False)
         with phase("deploying") as log:

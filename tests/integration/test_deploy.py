@@ -126,7 +126,9 @@ class Run:
         return {p["FunctionName"] for p in self.params(f"lambda.{operation}")}
 
     def uploads(self) -> int:
-        return sum(n for op, n in self.counts.items() if op.split(".")[1] in UPLOAD_OPERATIONS)
+        """Artifact uploads (the deploy lock's own object is not one)."""
+        return sum(1 for op, params in self.recorder.calls if op.split(".")[1] in UPLOAD_OPERATIONS
+                   and not str(params.get("Key", "")).endswith("/deploy.lock"))
 
 
 RunCli = Callable[..., Run]
@@ -586,6 +588,7 @@ def test_missing_or_untrusting_role_fails_the_plan_before_any_write(demo: Demo) 
     missing = demo.aws.role_arn_for("not-a-role")
     demo.role = missing
     demo.write()
+    assert demo.run("package").code == 0
     for command in (("plan",), ("deploy", "--yes")):
         result = demo.run(*command, "--json")
         assert result.code == 2, result.stderr
