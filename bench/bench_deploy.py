@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark ``lbuild deploy`` against moto in server mode on 127.0.0.1 (never real AWS).
 
-    python bench/bench_deploy.py [--workload DIR] [--functions 40] [--pool real|local]
+    python bench/bench_deploy.py [--workload DIR] [--functions 40] [--pool real|local] [--throttle 0.2 --reps 3]
 
 Measures, in one run: the first deploy (everything created) and a no-op deploy (nothing changed), with wall
 time and lbuild's own request counts (reads, writes; the no-op must write nothing and read at most 3 per
 function), plus a deploy after one function's source changed. ``lbuild package`` runs first, untimed, so
 the figures are about publishing. Needs moto[server] (lbuild's test extra) in the running interpreter.
+
+``--throttle RATE`` adds, in the same run, first deploys from an empty moto fault-free and through the
+fault proxy of tests/support/faultproxy.py answering RATE of all requests with throttling (half 429
+TooManyRequestsException, half 400 ThrottlingException), ``--reps`` times each, interleaved, and a deploy
+whose every PublishVersion of one function is throttled (how long a persistent throttle takes to fail).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchkit import compile_lbuild, kit, moto
+from benchkit import REPO, compile_lbuild, kit, moto
+
+sys.path.insert(0, str(REPO))  # tests/support/faultproxy.py
 
 
 def lbuild(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, dict | None, str]:
@@ -36,11 +43,67 @@ def lbuild(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int,
     return seconds, done.returncode, document, done.stderr
 
 
+def _reset(endpoint: str) -> None:
+    """An empty moto again, with the role the workload names."""
+    import urllib.request
+
+    import boto3
+
+    for path, body in (("/moto-api/reset", b"{}"), ("/moto-api/config", b'{"lambda": {"use_docker": false}}')):
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}{path}", data=body, method="POST",
+                                                      headers={"Content-Type": "application/json"})).read()
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    boto3.client("iam", endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_role(RoleName="bench-lambda",
+                                                              AssumeRolePolicyDocument=json.dumps(trust))
+
+
+def throttled(workload: Path, env: dict[str, str], rate: float, reps: int) -> list[tuple[str, float, dict | None]]:
+    """First deploys fault-free and under ``rate`` throttling, interleaved; then a persistent throttle."""
+    from tests.support.faultproxy import FaultProxy, Rule
+
+    endpoint = env["AWS_ENDPOINT_URL"]
+    rows: list[tuple[str, float, dict | None]] = []
+    free: list[float] = []
+    slow: list[float] = []
+    with FaultProxy(endpoint, seed=1) as proxy:
+        proxied = {**env, "AWS_ENDPOINT_URL": proxy.url}
+        for rep in range(reps):
+            for label, run_env, times in (("fault-free", env, free), (f"{rate:.0%} throttled", proxied, slow)):
+                _reset(endpoint)
+                proxy.seed = rep + 1
+                proxy.reset()
+                if run_env is proxied:
+                    proxy.add(Rule("throttle429", rate=rate / 2))
+                    proxy.add(Rule("throttle400", rate=(rate / 2) / (1 - rate / 2)))
+                seconds, code, document, err = lbuild(["deploy", "--yes", "--json"], workload, run_env)
+                if code or document is None:
+                    sys.exit(f"{label} first deploy failed ({code}):\n{err}")
+                times.append(seconds)
+                faults = sum(1 for entry in proxy.log if entry.fault)
+                rows.append((f"first deploy, {label} #{rep + 1}" + (f" ({faults} throttled)" if faults else ""),
+                             seconds, document["requests"]))
+        _reset(endpoint)
+        proxy.reset()
+        proxy.add(Rule("throttle429", service="lambda", op="^PublishVersion$", path="fn001"))
+        seconds, code, document, _ = lbuild(["deploy", "--yes", "--json"], workload, proxied)
+        rows.append((f"persistent throttle: exit {code}, {proxy.count('PublishVersion', fault='throttle429')} tries",
+                     seconds, None))
+    free.sort()
+    slow.sort()
+    ratio = slow[len(slow) // 2] / free[len(free) // 2]
+    rows.append((f"median ratio throttled / fault-free: {ratio:.2f}x", 0.0, None))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", type=Path, help="an existing workload to copy (default: generate one)")
     parser.add_argument("--functions", type=int, default=40)
     parser.add_argument("--pool", default="real", choices=("real", "local"))
+    parser.add_argument("--throttle", type=float, default=0.0, help="also measure deploys under this throttle rate")
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(f"/tmp/bench-deploy-{int(time.time())}.json"))
     options = parser.parse_args()
     compile_lbuild()
@@ -68,6 +131,8 @@ def main() -> None:
             rows.append((label, seconds, document["requests"]))
         seconds, code, document, err = lbuild(["plan", "--json"], workload, env)
         rows.append((f"plan after deploy (exit {code})", seconds, document["requests"] if document else None))
+        if options.throttle:
+            rows += throttled(workload, env, options.throttle, options.reps)
     functions = options.functions
     print(f"\nlbuild deploy against moto server, {functions} functions ({options.pool} pool)")
     print(f"{'step':34} {'wall s':>8} {'reads':>6} {'writes':>6} {'reads/fn':>8}")

@@ -7,7 +7,7 @@ from tests.support.moto_server import aws_env, moto_endpoint
 __all__ = ["aws_env", "fast_backoff", "fault_proxy", "moto_endpoint"]
 
 # The deploy demo project (defined with its tests) serves the prune tests too.
-from tests.integration.test_deploy import demo, deploy_wheels, run_cli  # noqa: F401
+from tests.integration.test_deploy import big_wheels, demo, deploy_wheels, run_cli  # noqa: F401
 
 # A real Docker engine and the local registry of .ci/docker-up, for the image tests.
 from tests.support.docker_engine import docker_engine, test_registry  # noqa: F401

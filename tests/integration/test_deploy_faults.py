@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from tests.integration.test_deploy import ALIAS, FUNCTIONS, PROJECT, Demo, RunCli
+from tests.integration.test_deploy import (
+    ALIAS,
+    BUCKET,
+    FUNCTIONS,
+    PROJECT,
+    Demo,
+    RunCli,
+)
 from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.moto_server import REGION, MotoAws
 
@@ -237,3 +245,25 @@ def test_an_alias_moved_by_someone_else_is_left_alone_and_the_release_rolled_bac
     assert error["code"] == "PreconditionFailedException"
     assert f"alias {ALIAS} of {_fn('legacy')} was moved by someone else" in error["error"]
     assert all(demo.alias_version(n) == "1" for n in demo.names), "every alias back where it was"
+
+
+# --- S3 uploads ------------------------------------------------------------------------------------------------
+
+
+def test_a_lost_create_multipart_upload_response_leaves_no_incomplete_upload(
+        demo: Demo, fault_proxy: FaultProxy, big_wheels: Path) -> None:
+    """botocore's retry of a CreateMultipartUpload whose response was lost starts a second upload; lbuild
+    aborts the first, which nothing else would ever complete or remove."""
+    demo.aws.create_bucket(BUCKET)
+    demo.bucket = BUCKET
+    demo.extra_links = (big_wheels,)
+    demo.extra_functions = {"media": "bigdata\n"}
+    demo.write()
+    fault_proxy.add(Rule("reset_after", service="s3", op="^CreateMultipartUpload$", nth=1))
+    result = demo.run("deploy", "--yes", "--json")
+    assert result.code == 0, result.stderr
+    assert fault_proxy.count("CreateMultipartUpload") == 2, "the lost one and botocore's retry"
+    assert demo.aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    entry = next(f for f in demo.manifest()["functions"] if f["name"] == "media")
+    key = f"lbuild/{PROJECT}/{entry['sha256']}.zip"
+    assert demo.aws.s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == entry["zip_bytes"]

@@ -446,3 +446,17 @@ def test_wanted_state_takes_artifacts_runtime_and_architecture_from_the_manifest
     assert (orders.file, orders.sha256, orders.code_sha256, orders.zip_bytes) == (
         ROOT / "dist" / "functions" / "orders.zip", "a" * 64, "c2hh", 100)
     assert orders.config.memory == 512 and orders.config.layers == (f"layer:{shared.name}",)
+
+
+def test_aws_errors_carry_the_code_and_a_hint_for_a_missing_distribution() -> None:
+    import botocore.exceptions
+
+    from lbuild.publisher.aws import translate
+
+    error = translate(botocore.exceptions.ClientError(
+        {"Error": {"Code": "NoSuchDistribution", "Message": "The specified distribution does not exist."},
+         "ResponseMetadata": {"HTTPStatusCode": 404}}, "GetDistributionConfig"),
+        "get_distribution_config", "distribution EDOESNOTEXIST1")
+    assert (error.code, error.operation, error.exit_code) == ("NoSuchDistribution", "GetDistributionConfig", 6)
+    assert error.where == "distribution EDOESNOTEXIST1"
+    assert error.hint is not None and "edge.distribution" in error.hint
