@@ -1,8 +1,10 @@
-"""Integration fixtures: moto in server mode on 127.0.0.1 (``moto_endpoint``) and ``aws_env``."""
+"""Integration fixtures: moto in server mode on 127.0.0.1 (``moto_endpoint``) and ``aws_env``; a package
+index on 127.0.0.1 (``local_index``)."""
 
+from tests.support.index_server import local_index
 from tests.support.moto_server import aws_env, moto_endpoint
 
-__all__ = ["aws_env", "moto_endpoint"]
+__all__ = ["aws_env", "local_index", "moto_endpoint"]
 
 # The deploy demo project (defined with its tests) serves the prune tests too.
 from tests.integration.test_deploy import demo, deploy_wheels, run_cli  # noqa: F401
