@@ -9,10 +9,12 @@ wheels, follows redirects, sends the index URL's Basic auth and checks every sha
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -88,6 +90,48 @@ def _failed(code: int, stdout: str, stderr: str, project: Path) -> str:
     assert not (project / "dist").exists()
     assert "Traceback" not in stderr
     return stderr
+
+
+# --- the index itself ------------------------------------------------------------------------------
+
+
+def _get(url: str, accept: str = "", auth: str | None = None) -> tuple[int, str, bytes]:
+    """(status, Content-Type, body) of a GET that follows no redirect."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    headers = {"Accept": accept} if accept else {}
+    if auth:
+        headers["Authorization"] = auth
+    try:
+        connection.request("GET", parts.path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        connection.close()
+
+
+def test_the_index_speaks_pep_691_json_and_pep_503_html(local_index: LocalIndex) -> None:
+    _fill(local_index)
+    page = f"{local_index.base}/simple/lbh-app/"
+    status, kind, body = _get(page, "application/vnd.pypi.simple.v1+json, text/html;q=0.01")
+    assert (status, kind) == (200, "application/vnd.pypi.simple.v1+json")
+    (listed,) = json.loads(body)["files"]
+    entry = local_index.find(APP.filename)
+    assert entry is not None and entry.metadata is not None
+    assert listed["hashes"] == {"sha256": entry.sha256} and listed["requires-python"] == ">=3.9"
+    assert listed["core-metadata"] == {"sha256": hashlib.sha256(entry.metadata).hexdigest()}
+    status, kind, body = _get(page)
+    assert (status, kind) == (200, "text/html")
+    assert (f'href="/files/{APP.filename}#sha256={entry.sha256}" data-requires-python="&gt;=3.9" '
+            f'data-dist-info-metadata="sha256={entry.metadata_sha256}" '
+            f'data-core-metadata="sha256={entry.metadata_sha256}"').encode() in body
+    assert _get(f"{local_index.base}/files/{APP.filename}.metadata")[2] == entry.metadata
+    assert _get(f"{local_index.base}/files/{NOMETA.filename}.metadata")[0] == 404
+    assert _get(f"{local_index.base}/simple/nosuch/")[0] == 404
+    assert _get(f"{local_index.base}/simple/LBH_App/")[0] == 301
+    local_index.auth = ("u", "p")
+    assert _get(page)[0] == 401
+    assert _get(page, auth="Basic dTpw")[0] == 200  # u:p
 
 
 # --- the happy paths ----------------------------------------------------------------------------------
