@@ -4,6 +4,10 @@ The machine sets ``PIP_FIND_LINKS`` and friends; lbuild reads ``PIP_INDEX_URL``/
 reads ``UV_*``. Every test runs without any of them, with its own lbuild wheel store
 (``LBUILD_CACHE_DIR``) and one uv cache shared by the session (fast; ask for ``fresh_uv_cache`` to get a
 private one).
+
+Skip policy (``tests/support/skip_policy.py``): with ``CI`` set (CI runs ``.ci/run`` with ``CI=true``) or
+``LBUILD_NO_SKIPS=1``, a skipped test fails the run; ``-m "not network"`` deselects, which is not a skip,
+and ``ALLOWED_SKIPS`` there (empty) lists documented exceptions.
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.support import Fn, MakeProject, build_wheelhouse, write_project
+from tests.support.skip_policy import (  # noqa: F401  (hooks: pytest finds them here)
+    pytest_make_collect_report,
+    pytest_report_header,
+    pytest_runtest_makereport,
+    pytest_terminal_summary,
+)
 
 
 def _scrubbed(mp: pytest.MonkeyPatch) -> None:

@@ -254,6 +254,7 @@ class Prefetcher:
         self._lock = threading.Lock()
         self._addresses: dict[str, str] = {}
         self._pinned: dict[str, urllib3.HTTPSConnectionPool] = {}
+        remember_credentials(*hosts)  # the index URL: its files' URLs (from uv) carry no credentials
         if _proxy_in_environment():
             return
         for host_url in hosts:
@@ -291,7 +292,7 @@ class Prefetcher:
             return _get_optional(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            response = pool.request("GET", path, headers={"Host": parts.netloc, "User-Agent": "lbuild"})
+            response = pool.request("GET", path, headers={**_headers(url), "Host": parts.netloc})
         except (urllib3.exceptions.HTTPError, OSError):
             return None
         return response.data if response.status == 200 else None
@@ -384,12 +385,35 @@ def _http() -> urllib3.PoolManager:
         return _POOL
 
 
+#: Credentials of index URLs by realm (scheme, host, port): uv writes the URLs of an index's files without the
+#: ``user:password@`` of the index URL, and sends that index's credentials to every URL of its realm; so does lbuild.
+_CREDENTIALS: dict[tuple[str, str, int | None], tuple[str, str]] = {}
+
+
+def _realm(parts: urllib.parse.SplitResult) -> tuple[str, str, int | None]:
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+def remember_credentials(*urls: str) -> None:
+    """Use the ``user:password@`` of these (index) URLs for every download from the same scheme, host and port."""
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.username:
+            _CREDENTIALS[_realm(parts)] = (urllib.parse.unquote(parts.username),
+                                           urllib.parse.unquote(parts.password or ""))
+
+
 def _headers(url: str) -> dict[str, str]:
     parts = urllib.parse.urlsplit(url)
     headers = {"User-Agent": "lbuild"}
     if parts.username:
-        token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+        user, password = urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+    elif (known := _CREDENTIALS.get(_realm(parts))) is not None:
+        user, password = known
+    else:
+        return headers
+    headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     return headers
 
 

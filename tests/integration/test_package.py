@@ -1,6 +1,6 @@
 """``lbuild package`` end to end on generated workloads with local wheels (offline).
 
-Workloads come from the bench kit's ``make_workload.py --pool local`` (see tests/support/workloads.py),
+Workloads come from ``tests/support/workload_gen.py`` (through tests/support/workloads.py),
 sometimes with a few extra wheels from ``wheelfactory``. Most checks run ``python -m lbuild`` in a
 subprocess, as users do; the environment limit's boundary calls ``package()`` directly.
 """

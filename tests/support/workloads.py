@@ -1,9 +1,7 @@
-"""Generated workloads (the shared bench kit's ``make_workload.py``) and CLI runs in a subprocess.
+"""Generated workloads (``tests/support/workload_gen.py``) and CLI runs in a subprocess.
 
-The kit is found through ``LBUILD_BENCH_KIT``, else ``<repo>/../shared/bench``, else
-``/work/shared/bench``; a test that needs it is skipped, with the places looked at, when none has
-``make_workload.py``. Workloads use ``--pool local``: synthetic wheels in ``wheels/``, ``no_index``,
-so everything here runs offline.
+Workloads are built in-process from synthetic wheels in ``wheels/`` with ``find_links = ["wheels"]`` and
+``no_index``, so everything here runs offline and needs nothing outside the repository.
 """
 
 from __future__ import annotations
@@ -21,35 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.support import workload_gen
 from tests.support.wheelfactory import WheelSpec, build_wheel
 
 REPO = Path(__file__).resolve().parents[2]
-MAKE_WORKLOAD = "make_workload.py"
 
 #: Environment variables that would change what lbuild, uv or pip do behind a test's back.
 _SCRUBBED_PREFIXES = ("PIP_", "UV_")
 _SCRUBBED_NAMES = ("SOURCE_DATE_EPOCH", "LBUILD_CACHE_DIR", "XDG_CACHE_HOME", "TZ")
-
-
-def kit_candidates() -> list[Path]:
-    """Where the bench kit may be, in order."""
-    found = []
-    if os.environ.get("LBUILD_BENCH_KIT"):
-        found.append(Path(os.environ["LBUILD_BENCH_KIT"]))
-    found += [REPO.parent / "shared" / "bench", Path("/work/shared/bench")]
-    return found
-
-
-def bench_kit() -> Path:
-    """The bench kit directory; skips the calling test when there is none."""
-    candidates = kit_candidates()
-    for candidate in candidates:
-        if (candidate / MAKE_WORKLOAD).is_file():
-            return candidate
-    pytest.skip(f"bench kit not found: no {MAKE_WORKLOAD} in " + ", ".join(str(c) for c in candidates)
-                + " (set LBUILD_BENCH_KIT to the folder holding it)")
 
 
 @dataclass
@@ -101,17 +78,10 @@ class Workload:
 def make_workload(out: Path, *, functions: int = 10, seed: int = 1, runtime: str = "python3.12",
                   architecture: str = "arm64", local_packages: int = 16, big: bool = False,
                   pin: str = "direct") -> Workload:
-    """Run ``make_workload.py --pool local`` into ``out`` (which must not exist or be empty)."""
-    script = bench_kit() / MAKE_WORKLOAD
-    cmd = [sys.executable, str(script), "--pool", "local", "--functions", str(functions), "--seed", str(seed),
-           "--runtime", runtime, "--architecture", architecture, "--local-packages", str(local_packages),
-           "--pin", pin, "--out", str(out)]
-    if big:
-        cmd.append("--big")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    meta = json.loads((out / "workload.json").read_text(encoding="utf-8"))
+    """Generate a workload into ``out`` (which must not exist or be empty); see ``workload_gen.generate``."""
+    meta = workload_gen.generate(out, functions=functions, seed=seed, runtime=runtime, architecture=architecture,
+                                 local_packages=local_packages, big=big, pin=pin)
+    assert json.loads((out / "workload.json").read_text(encoding="utf-8")) == meta
     return Workload(out, meta)
 
 
