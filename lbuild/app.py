@@ -18,7 +18,7 @@ from lbuild import manifest, rules
 from lbuild.builders import fresh
 from lbuild.builders import package as builder
 from lbuild.builders.package import PackageResult
-from lbuild.builders.wheels import WheelStore
+from lbuild.builders.wheels import WheelStore, remember_credentials
 from lbuild.config import Project, select
 from lbuild.errors import ChangesPending
 from lbuild.manifest import Manifest
@@ -64,6 +64,7 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log, lock
             store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
     """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``."""
     select(project, names)  # unknown names fail before anything is locked
+    remember_credentials(*filter(None, (project.index.index_url, *project.index.extra_index_urls)))
     store = store or WheelStore()
     current = _current_lock(project, locked=locked, store=store, log=log)
     return builder.package(project, current, names, out, log=log, store=store, today=today)

@@ -208,9 +208,6 @@ def test_basic_auth_from_the_index_url_and_never_in_the_lock_or_output(local_ind
     assert PASSWORD not in stdout + stderr
 
 
-@pytest.mark.xfail(strict=True, reason="lbuild bug: a build from an up-to-date lock downloads without the index "
-                   "URL's credentials (lbuild.lock keeps none; the package path never calls "
-                   "wheels.remember_credentials with project.index's URLs)")
 def test_package_from_an_up_to_date_lock_downloads_with_the_index_credentials(local_index: LocalIndex,
                                                                               tmp_path: Path) -> None:
     local_index.auth = ("ci-user", PASSWORD)
