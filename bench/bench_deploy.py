@@ -8,8 +8,8 @@ time and lbuild's own request counts (reads, writes; the no-op must write nothin
 function), plus a deploy after one function's source changed. ``lbuild package`` runs first, untimed, so
 the figures are about publishing. Needs moto[server] (lbuild's test extra) in the running interpreter.
 
-``--throttle RATE`` adds, in the same run, first deploys from an empty moto fault-free and through the
-fault proxy of tests/support/faultproxy.py answering RATE of all requests with throttling (half 429
+``--throttle RATE`` adds, in the same run, first deploys from an empty moto through the fault proxy of
+tests/support/faultproxy.py, fault-free and with the proxy answering RATE of all requests with throttling (half 429
 TooManyRequestsException, half 400 ThrottlingException), ``--reps`` times each, interleaved, and a deploy
 whose every PublishVersion of one function is throttled (how long a persistent throttle takes to fail).
 """
@@ -70,14 +70,14 @@ def throttled(workload: Path, env: dict[str, str], rate: float, reps: int) -> li
     with FaultProxy(endpoint, seed=1) as proxy:
         proxied = {**env, "AWS_ENDPOINT_URL": proxy.url}
         for rep in range(reps):
-            for label, run_env, times in (("fault-free", env, free), (f"{rate:.0%} throttled", proxied, slow)):
+            for label, throttle, times in (("fault-free", False, free), (f"{rate:.0%} throttled", True, slow)):
                 _reset(endpoint)
                 proxy.seed = rep + 1
-                proxy.reset()
-                if run_env is proxied:
+                proxy.reset()  # both through the proxy (it adds Lambda's RevisionIds, which moto lacks)
+                if throttle:
                     proxy.add(Rule("throttle429", rate=rate / 2))
                     proxy.add(Rule("throttle400", rate=(rate / 2) / (1 - rate / 2)))
-                seconds, code, document, err = lbuild(["deploy", "--yes", "--json"], workload, run_env)
+                seconds, code, document, err = lbuild(["deploy", "--yes", "--json"], workload, proxied)
                 if code or document is None:
                     sys.exit(f"{label} first deploy failed ({code}):\n{err}")
                 times.append(seconds)

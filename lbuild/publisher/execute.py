@@ -94,7 +94,8 @@ class Executor:
         self.layer_arns: dict[str, str] = {}
         self.versions: dict[str, str] = {}
         self.version_arns: dict[str, str] = {}
-        self.written: set[str] = set()  # functions whose $LATEST this deploy changed
+        self.written: set[str] = set()  # functions whose $LATEST this deploy changed and must re-read
+        self.revisions: dict[str, str] = {}  # RevisionId of $LATEST right after this deploy's last write
         self.results: list[StepResult] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -354,8 +355,8 @@ class Executor:
                       **self._config_kwargs(fn.config)}
         for attempt in range(_ATTEMPTS):
             try:
-                self._lambda("create_function", f"function {fn.name}", fn.region, FunctionName=fn.name,
-                             Architectures=[fn.architecture], Publish=False, Tags=dict(fn.tags), **kwargs)
+                response = self._lambda("create_function", f"function {fn.name}", fn.region, FunctionName=fn.name,
+                                        Architectures=[fn.architecture], Publish=False, Tags=dict(fn.tags), **kwargs)
                 break
             except AwsError as exc:
                 if exc.code not in _CONFLICTS or attempt == _ATTEMPTS - 1:
@@ -365,30 +366,40 @@ class Executor:
                     _backoff(attempt)
                     continue
                 self._check_is_ours(fn, existing, "was created by someone else while this deploy created it")
-                self._wait("function_active_v2", fn)
-                self.written.add(fn.name)
+                self._settle(fn, existing, "function_active_v2")
                 return "already created (the create's response was lost)"
-        self._wait("function_active_v2", fn)
-        self.written.add(fn.name)
+        self._settle(fn, response, "function_active_v2")
         return ""
 
     def _update(self, fn: WantedFunction, operation: str, **kwargs: Any) -> None:
         """An update of $LATEST; "an update is in progress" waits for it (Lambda's waiter) and sends it again."""
         for attempt in range(_ATTEMPTS):
             try:
-                self._lambda(operation, f"function {fn.name}", fn.region, FunctionName=fn.name, **kwargs)
+                response = self._lambda(operation, f"function {fn.name}", fn.region, FunctionName=fn.name, **kwargs)
                 break
             except AwsError as exc:
                 if exc.code not in _CONFLICTS or attempt == _ATTEMPTS - 1:
                     raise
                 self._wait("function_updated_v2", fn)
-        self._wait("function_updated_v2", fn)
+        self._settle(fn, response, "function_updated_v2")
+
+    def _settle(self, fn: WantedFunction, response: dict[str, Any], waiter: str) -> None:
+        """After a write of $LATEST: when its answer says the function is ready, remember the RevisionId it gives
+        (PublishVersion is conditional on it); else wait for Lambda (its waiter) and re-read before publishing."""
+        ready = response.get("State", "Active") == "Active" and \
+            response.get("LastUpdateStatus", "Successful") == "Successful"
+        if ready and response.get("RevisionId"):
+            self.revisions[fn.name] = str(response["RevisionId"])
+            self.written.discard(fn.name)
+            return
+        self._wait(waiter, fn)
+        self.revisions.pop(fn.name, None)
         self.written.add(fn.name)
 
     def _publish_version(self, step: PublishVersion) -> str:
         """Publish a version of exactly what this deploy wrote, and check the version is this build."""
         fn = step.function
-        revision = step.revision
+        revision = self.revisions.get(fn.name, step.revision)
         if fn.name in self.written:  # re-read what this deploy wrote: nobody else may have written since
             latest = self._read_latest(fn)
             if latest is None:
