@@ -52,6 +52,8 @@ Guard = Callable[[], None]
 #: Steps that re-send a write whose fate is unknown (a conflict, a lost response), at most.
 _ATTEMPTS = 4
 _CONFLICTS = ("ResourceConflictException", "ConflictException")
+#: Steps not run that a failure message names (every step that changed something is always named).
+_NOT_RUN_NAMED = 12
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Executor:
     deploy may no longer write (its deploy lock was lost).
     """
 
-    def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 4,
+    def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 8,
                  wait: bool = False, registry: images.Registry | None = None, guard: Guard | None = None) -> None:
         self.wait = wait
         self.registry = registry
@@ -213,7 +215,11 @@ class Executor:
         what = "deploy stopped: " + ("interrupted" if interrupted else first.what)
         if len(failures) > 1:
             what += f" (and {len(failures) - 1} more failure(s))"
-        not_done = [f"{r.step.describe()} (failed)" for r in self.results if r.status == "failed"] + named("not run")
+        not_run = named("not run")
+        not_done = [f"{r.step.describe()} (failed)" for r in self.results if r.status == "failed"] + \
+            not_run[:_NOT_RUN_NAMED]
+        if len(not_run) > _NOT_RUN_NAMED:
+            not_done.append(f"and {len(not_run) - _NOT_RUN_NAMED} more steps not run (--json lists every step)")
         what += f". Done: {_list(named('done'))}. Not done: {_list(not_done)}"
         if named("rolled back"):
             what += f". Rolled back: {_list(named('rolled back'))}"
@@ -323,7 +329,7 @@ class Executor:
         """PublishLayerVersion is not idempotent: before sending it again after a failure whose fate is unknown
         (a lost response, a 5xx), look the layer up by its content, so no duplicate version is made."""
         layer = step.layer
-        for attempt in range(_ATTEMPTS):
+        for attempt in range(aws_mod.RETRY_ATTEMPTS):  # the same budget as botocore's retries
             try:
                 response = self._lambda(
                     "publish_layer_version", f"layer {layer.name}", retried=False, LayerName=layer.name,
@@ -331,9 +337,12 @@ class Executor:
                     Content=self._code(layer.file, step.s3_key),
                     CompatibleRuntimes=[layer.runtime], CompatibleArchitectures=[layer.architecture])
             except AwsError as exc:
-                if not (aws_mod.transient(exc) or exc.code in _CONFLICTS) or attempt == _ATTEMPTS - 1:
+                if not (aws_mod.transient(exc) or exc.code in _CONFLICTS) or attempt == aws_mod.RETRY_ATTEMPTS - 1:
                     raise
-                _backoff(attempt)
+                throttled = exc.code in aws_mod.THROTTLED
+                _backoff(attempt, throttled)
+                if throttled:
+                    continue  # refused, not carried out: nothing to look up
                 found = aws_mod.find_layer(self.aws, layer, self.region)
                 if found:
                     self.layer_arns[layer.name] = found
@@ -574,8 +583,9 @@ class Executor:
         }
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(4.0, 0.25 * 2**attempt)))
+def _backoff(attempt: int, throttled: bool = False) -> None:
+    """Jittered exponential backoff, as botocore's standard mode: 1 s base for throttling, 50 ms otherwise."""
+    time.sleep(random.uniform(0, min(20.0, (1.0 if throttled else 0.05) * 2**attempt)))
 
 
 @contextmanager
