@@ -406,6 +406,18 @@ def deploy(
     emit(document, human)
 
 
+def _confirm_deletion(yes: bool, question: str, show: Callable[[], None]) -> None:
+    """Ask before deleting; without ``--yes`` and without a terminal to ask on, refuse (exit 2)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to delete without confirmation", where="stdin is not a terminal",
+                         hint="use --yes in CI")
+    show()
+    if not typer.confirm(question, err=True):
+        raise typer.Exit(1)
+
+
 @app.command()
 def prune(
     keep: Annotated[int, typer.Option("--keep", min=0, help="Numbered versions to keep per function.")] = 3,
@@ -418,25 +430,32 @@ def prune(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Delete function and layer versions that no alias, function or kept version references."""
+    """Delete this project's function and layer versions that no alias, function or kept version references."""
     _merge(config, json_, quiet, debug)
+    from datetime import datetime, timezone
+
     from lbuild.publisher.aws import Aws
-    from lbuild.publisher.prune import execute_prune, plan_prune, read_versions
+    from lbuild.publisher.prune import execute_prune, plan_prune, read_inputs
 
     project = _project()
     aws = Aws(profile or STATE.profile, None)
     chosen = aws.require_region(region or STATE.region or project.region)
-    functions, layers, skipped = read_versions(aws, project, chosen)
-    plan = plan_prune(functions, layers, keep, skipped)
+    plan = plan_prune(project.name, read_inputs(aws, project, chosen), keep, datetime.now(timezone.utc))
     count = len(plan.delete_versions) + len(plan.delete_layers)
 
-    def human() -> None:
+    def listing() -> None:
         for name, version in plan.delete_versions:
             info(f" - {name}:{version}")
         for arn in plan.delete_layers:
             info(f" - {arn}")
+
+    def notes() -> None:
         for note in plan.skipped:
             info(f" = {note}")
+
+    def human() -> None:
+        listing()
+        notes()
         info(f"{count} version(s) to delete" if count else "nothing to prune")
 
     if dry_run or not count:
@@ -444,15 +463,72 @@ def prune(
         if dry_run and count:
             raise typer.Exit(10)
         return
-    if not yes and not STATE.json and sys.stdin.isatty():
-        human()
-        if not typer.confirm(f"delete {count} version(s)?", err=True):
-            raise typer.Exit(1)
-    else:
-        for note in plan.skipped:  # what is left alone, and why, is said with --yes too
-            info(f" = {note}")
+    _confirm_deletion(yes, f"delete {count} version(s)?", human)
+    if yes:
+        notes()  # what is left alone, and why, is said with --yes too
     execute_prune(aws, plan, chosen, info)
     emit({**plan.as_dict(), "deleted": True}, lambda: info(f"deleted {count} version(s)"))
+
+
+@app.command()
+def remove(
+    functions: Annotated[list[str] | None, typer.Argument(
+        help="Functions (as lbuild.toml named them) that are no longer in lbuild.toml.")] = None,
+    all_removed: Annotated[bool, typer.Option(
+        "--all-removed", help="Every function of this project that lbuild.toml no longer has.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Delete functions (with their aliases and versions) that were removed from lbuild.toml."""
+    _merge(config, json_, quiet, debug)
+    from lbuild.publisher.aws import Aws
+    from lbuild.publisher.removed import delete_removed, survey
+
+    if bool(functions) == all_removed:
+        raise UsageError("name the functions to remove, or pass --all-removed (not both)", where="lbuild remove",
+                         hint="`lbuild remove --all-removed --dry-run` lists what lbuild.toml no longer has")
+    project = _project()
+    configured = {fn.name for fn in project.functions}
+    for name in functions or ():
+        if name in configured:
+            raise UsageError(f"function {name} is still in lbuild.toml", where=str(project.path),
+                             hint="remove it from lbuild.toml first")
+    aws = Aws(profile or STATE.profile, None)
+    chosen = aws.require_region(region or STATE.region or project.region)
+    found = survey(aws, project, chosen)
+    by_key = {fn.key: fn for fn in found.removed}
+    for name in functions or ():
+        full = f"{project.name}-{name}"
+        if name in by_key:
+            continue
+        if full in found.foreign:
+            raise UsageError(f"function {full} was not created by lbuild project {project.name}; left alone",
+                             where=f"function {full} in {chosen}",
+                             hint=f"lbuild removes only functions tagged lbuild:project={project.name}")
+        raise UsageError(f"no function {full} in {chosen}", where=f"function {full}",
+                         hint="`lbuild remove --all-removed --dry-run` lists the functions lbuild can remove")
+    doomed = found.removed if all_removed else tuple(by_key[name] for name in dict.fromkeys(functions or ()))
+    document = {"region": chosen, "functions": [fn.as_dict() for fn in doomed]}
+
+    def human() -> None:
+        for fn in doomed:
+            info(f" - {fn.name}" + (f" (aliases: {', '.join(fn.aliases)})" if fn.aliases else ""))
+        info(f"{len(doomed)} function(s) to delete" if doomed else "nothing to remove")
+
+    if dry_run or not doomed:
+        emit({**document, "deleted": False}, human)
+        if dry_run and doomed:
+            raise typer.Exit(10)
+        return
+    _confirm_deletion(yes, f"delete {len(doomed)} function(s) with their versions and aliases?", human)
+    delete_removed(aws, doomed, chosen, info)
+    emit({**document, "deleted": True}, lambda: info(f"deleted {len(doomed)} function(s)"))
 
 
 def _click_errors() -> tuple[type[Exception], type[Exception]]:

@@ -26,12 +26,12 @@ from lbuild import __version__
 from lbuild.errors import AwsError, ConfigError
 from lbuild.publisher import edge
 from lbuild.publisher.plan import (
-    LAYER_DESCRIPTION,
     RemoteFunction,
     RemoteState,
     WantedFunction,
     WantedLayer,
     config_from_aws,
+    parse_layer_description,
 )
 from lbuild.rules import EDGE_REGION
 
@@ -245,8 +245,8 @@ def wait_deployed(aws: Aws, distribution: str) -> None:
 
 
 def find_layer(aws: Aws, layer: WantedLayer, region: str) -> str | None:
-    """The ARN of a published version of ``layer`` whose description carries its sha256, if any."""
-    wanted = LAYER_DESCRIPTION.format(sha256=layer.sha256)
+    """The ARN of a published version of ``layer`` whose description carries its sha256 (and this project or
+    none: the form before lbuild marked the project), if any."""
     marker: str | None = None
     while True:
         kwargs: dict[str, Any] = {"LayerName": layer.name}
@@ -259,7 +259,8 @@ def find_layer(aws: Aws, layer: WantedLayer, region: str) -> str | None:
                 return None
             raise
         for version in page.get("LayerVersions", []):
-            if version.get("Description") == wanted:
+            if parse_layer_description(version.get("Description") or "") in {(layer.project, layer.sha256),
+                                                                             (None, layer.sha256)}:
                 return str(version["LayerVersionArn"])
         marker = page.get("NextMarker")
         if not marker:

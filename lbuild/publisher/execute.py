@@ -190,7 +190,7 @@ class Executor:
                 layer = step.layer
                 response = self._lambda(
                     "publish_layer_version", f"layer {layer.name}", LayerName=layer.name,
-                    Description=LAYER_DESCRIPTION.format(sha256=layer.sha256),
+                    Description=LAYER_DESCRIPTION.format(project=layer.project, sha256=layer.sha256),
                     Content=self._code(layer.file, step.s3_key),
                     CompatibleRuntimes=[layer.runtime], CompatibleArchitectures=[layer.architecture])
                 self.layer_arns[layer.name] = response["LayerVersionArn"]

@@ -216,10 +216,11 @@ class Demo(DeployingProject):
     bucket: str | None = None
     extra_links: tuple[Path, ...] = ()
     extra_functions: Mapping[str, str] = field(default_factory=dict)
+    name: str = PROJECT  # the project's name (a second Demo in another folder can be another project)
 
     def write(self) -> Demo:
         links = ", ".join(f'"{p}"' for p in (self.wheelhouse, *self.extra_links))
-        lines = ["[project]", f'name = "{PROJECT}"', 'runtime = "python3.12"', 'architecture = "arm64"',
+        lines = ["[project]", f'name = "{self.name}"', 'runtime = "python3.12"', 'architecture = "arm64"',
                  'region = "eu-west-1"', f'alias = "{ALIAS}"', f"find_links = [{links}]", "no_index = true",
                  "memory = 256", "timeout = 10", 'environment = { STAGE = "test" }']
         if self.role:
@@ -253,12 +254,12 @@ class Demo(DeployingProject):
 
     def alias_version(self, name: str) -> str | None:
         try:
-            return str(self.aws.lambda_.get_alias(FunctionName=f"{PROJECT}-{name}", Name=ALIAS)["FunctionVersion"])
+            return str(self.aws.lambda_.get_alias(FunctionName=f"{self.name}-{name}", Name=ALIAS)["FunctionVersion"])
         except self.aws.lambda_.exceptions.ResourceNotFoundException:
             return None
 
     def versions(self, name: str) -> list[str]:
-        found = self.aws.lambda_.list_versions_by_function(FunctionName=f"{PROJECT}-{name}")["Versions"]
+        found = self.aws.lambda_.list_versions_by_function(FunctionName=f"{self.name}-{name}")["Versions"]
         return sorted(v["Version"] for v in found if v["Version"] != "$LATEST")
 
     def functions(self) -> set[str]:
@@ -301,7 +302,7 @@ def test_first_deploy_creates_layers_functions_versions_and_aliases(demo: Demo) 
         versions = lam.list_layer_versions(LayerName=layer["name"])["LayerVersions"]
         assert [v["Version"] for v in versions] == [1]
         got = lam.get_layer_version(LayerName=layer["name"], VersionNumber=1)
-        assert got["Description"] == f"lbuild sha256:{layer['sha256']}"
+        assert got["Description"] == f"lbuild project={PROJECT} sha256:{layer['sha256']}"
         assert got["CompatibleRuntimes"] == ["python3.12"]
         assert got["CompatibleArchitectures"] == ["arm64"]
         assert got["Content"]["CodeSha256"] == layer["code_sha256"]
