@@ -106,7 +106,9 @@ def plan_prune(project: str, inputs: PruneInputs, keep: int, now: datetime,
         else:
             stale.append(layer.arn)
     if unmarked:
-        skipped.append(f"{unmarked} layer versions published before lbuild marked its project are left alone")
+        what = "1 layer version" if unmarked == 1 else f"{unmarked} layer versions"
+        skipped.append(f"{what} published before lbuild marked its project {'is' if unmarked == 1 else 'are'} "
+                       "left alone")
     return PrunePlan(tuple(sorted(deletions, key=lambda d: (d[0], int(d[1])))), tuple(stale), tuple(skipped))
 
 
