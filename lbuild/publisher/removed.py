@@ -48,8 +48,10 @@ def survey(aws: aws_mod.Aws, project: Project, region: str,
             continue
         tags = aws.call("lambda", "list_tags", f"function {name}", region, Resource=arn).get("Tags") or {}
         key = tags.get(TAG_FUNCTION) or name[len(prefix):]
-        if tags.get(TAG_PROJECT) != project.name or key in {f.name for f in project.functions}:
+        if tags.get(TAG_PROJECT) != project.name:
             foreign.append(name)
+            continue
+        if key in {f.name for f in project.functions}:  # tagged as a function lbuild.toml still has
             continue
         aliases = pages(aws, "lambda", "list_aliases", "Aliases", f"function {name}", region, FunctionName=name)
         removed.append(RemovedFunction(key, name, arn, tuple(sorted(a["Name"] for a in aliases))))

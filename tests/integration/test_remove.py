@@ -7,12 +7,13 @@ that lbuild did not create, or for one it did (with its tags) where a deploy is 
 from __future__ import annotations
 
 import io
+import json
 import sys
 
 import pytest
 
 from lbuild.publisher import prune as prune_mod
-from tests.integration.test_deploy import ALIAS, FUNCTIONS, PROJECT, Demo
+from tests.integration.test_deploy import ALIAS, FUNCTIONS, PROJECT, REPO, Demo, Run
 from tests.integration.test_prune import OLD_ENOUGH, REFUSAL, Terminal, raw_function
 
 TAGS = {"lbuild:project": PROJECT, "lbuild:function": "old"}
@@ -20,6 +21,14 @@ TAGS = {"lbuild:project": PROJECT, "lbuild:function": "old"}
 
 def _fn(name: str) -> str:
     return f"{PROJECT}-{name}"
+
+
+def _allowed_by_the_policy_template(*runs: Run) -> None:
+    """Every Lambda operation of these runs is in templates/iam-policy.json."""
+    policy = json.loads((REPO / "templates" / "iam-policy.json").read_text(encoding="utf-8"))
+    actions = {a for statement in policy["Statement"] for a in statement["Action"]}
+    called = {op.replace(".", ":", 1) for run in runs for op in run.counts if op.startswith("lambda.")}
+    assert called - actions == set()
 
 
 def test_remove_all_removed_deletes_a_function_dropped_from_lbuild_toml_and_nothing_else(
@@ -53,10 +62,14 @@ def test_remove_all_removed_deletes_a_function_dropped_from_lbuild_toml_and_noth
     assert done.json()["deleted"] is True
     assert done.params("lambda.DeleteAlias") == [{"FunctionName": _fn("old"), "Name": ALIAS}]
     assert done.params("lambda.DeleteFunction") == [{"FunctionName": _fn("old")}]
-    assert done.writes == 2
+    writes = [op for op, _ in done.recorder.calls if op.split(".")[1].startswith("Delete")]
+    assert writes == ["lambda.DeleteAlias", "lambda.DeleteFunction"] and done.writes == 2, "aliases first"
+    _allowed_by_the_policy_template(pruned, dry, done)
     assert {p["Resource"].rsplit(":", 1)[-1] for p in done.params("lambda.ListTags")} == \
         {_fn("old"), _fn("x"), _fn("y")}, "the functions in lbuild.toml need no tag lookup"
     assert demo.functions() == {_fn(n) for n in FUNCTIONS} | {_fn("x"), _fn("y")}
+    every_version = demo.aws.lambda_.list_functions(FunctionVersion="ALL")["Functions"]
+    assert not [f["FunctionArn"] for f in every_version if f["FunctionName"] == _fn("old")], "its versions went too"
     assert {name: (demo.versions(name), demo.alias_version(name)) for name in FUNCTIONS} == before
 
     again = demo.run("remove", "--all-removed", "--yes")
