@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: 
     from lbuild.publisher import images, lease
     from lbuild.publisher.execute import StepResult
     from lbuild.publisher.plan import Plan
+    from lbuild.publisher.prune import PrunePlan
 
 Log = Callable[[str], None]
 Phase = Callable[[str], AbstractContextManager[Log]]  # progress of one phase of work ("planning", ...)
@@ -127,14 +128,17 @@ class Planned:
     manifest: Manifest
     registry: images.Registry | None = None
     lock: str | None = None  # the deploy lock's S3 URL (None: concurrent deploys are not guarded)
+    removed: tuple[str, ...] = ()  # functions of this project in AWS that lbuild.toml no longer has
 
     @property
     def notes(self) -> tuple[str, ...]:
         """What the plan's reader should know beyond the steps."""
+        notes = [f"function {name} was made by this project but is no longer in lbuild.toml: "
+                 "`lbuild remove --all-removed` deletes it" for name in self.removed]
         if self.lock is None:
-            return ("concurrent deploys of this project are not guarded: set artifact_bucket in [project] and "
-                    "lbuild holds a deploy lock there",)
-        return ()
+            notes.append("concurrent deploys of this project are not guarded: set artifact_bucket in [project] "
+                         "and lbuild holds a deploy lock there")
+        return tuple(notes)
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,7 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
     from lbuild.publisher import aws as aws_mod
     from lbuild.publisher import images, lease, preflight
     from lbuild.publisher.plan import plan as plan_steps
+    from lbuild.publisher.removed import find_removed
     from lbuild.publisher.plan import s3_key, wanted_state
 
     registry = preflight.registry(project, found, aws, region)
@@ -221,5 +226,44 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
             f.name: images.remote_digest(f.image.repository, f.image.tag, registry) for f in functions if f.image
         })
     lock = f"s3://{project.artifact_bucket}/{lease.lock_key(project.name)}" if project.artifact_bucket else None
+    removed = () if names else tuple(r.name for r in find_removed(aws, project, region))
     return Planned(plan_steps(project, layers, functions, remote, project.alias, weight), region, found, registry,
-                   lock)
+                   lock, removed)
+
+
+# --- prune ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pruned:
+    plan: PrunePlan
+    deleted: bool
+
+
+def prune(project: Project, aws: aws_mod.Aws, region: str | None, keep: int, *, dry_run: bool,
+          confirm: Callable[[PrunePlan], bool], log: Log, lock_timeout: float = 0.0,
+          notify: Log = lambda _: None) -> Pruned:
+    """Plan what to delete; unless it is a dry run or nothing, take the deploy lock (no deploy runs meanwhile),
+    plan again from the state read under it, ask ``confirm``, delete."""
+    from lbuild.publisher import lease
+    from lbuild.publisher.prune import execute_prune, plan_prune, read_inputs
+
+    chosen = aws.require_region(region or project.region)
+
+    def planned() -> PrunePlan:
+        return plan_prune(project.name, read_inputs(aws, project, chosen), keep, dt.datetime.now(dt.timezone.utc))
+
+    plan = planned()
+    if dry_run or not plan.count:
+        return Pruned(plan, deleted=False)
+    lock = deploy_lock(project, aws, chosen, "prune", "", notify)
+    with lease.held(lock, lock_timeout) as still_ours:
+        if lock is not None:
+            plan = planned()
+            if not plan.count:
+                return Pruned(plan, deleted=False)
+        if not confirm(plan):
+            return Pruned(plan, deleted=False)
+        still_ours()
+        execute_prune(aws, plan, chosen, log)
+    return Pruned(plan, deleted=True)

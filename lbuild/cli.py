@@ -336,12 +336,11 @@ def _show_plan(plan: Plan, notes: Sequence[str] = ()) -> None:
     info(f"{len(plan.changes)} change(s)" if plan.changes else "everything is up to date")
 
 
-def _refuse_unconfirmed(yes: bool, command: str) -> None:
-    """Without --yes, a command that writes to AWS asks first; where nobody can answer, it refuses."""
-    if not yes and not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise UsageError("refusing to deploy without confirmation (stdin is not a terminal)" if command == "deploy"
-                         else f"refusing to {command} without confirmation (stdin is not a terminal)",
-                         where=f"lbuild {command}", hint="use --yes in CI")
+def _refuse_unconfirmed(yes: bool, doing: str) -> None:
+    """Without --yes, a command that writes to AWS asks first; where nobody can answer (CI), it refuses."""
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(f"refusing to {doing} without confirmation", where="stdin is not a terminal",
+                         hint="use --yes in CI")
 
 
 LockTimeoutOpt = Annotated[float, typer.Option(
@@ -381,7 +380,7 @@ def plan_command(
         planned = use_cases.plan(project, functions or [], _dist(project, out), aws, region or STATE.region, log,
                                  canary)
     document = {**planned.plan.as_dict(), "region": planned.region, "requests": _requests(aws),
-                "deploy_lock": planned.lock, "notes": list(planned.notes)}
+                "deploy_lock": planned.lock, "notes": list(planned.notes), "removed": list(planned.removed)}
     emit(document, lambda: _show_plan(planned.plan, planned.notes))
     if planned.plan.changes:
         raise typer.Exit(10)
@@ -410,11 +409,11 @@ def deploy(
         plan_command(functions, out, locked, canary, profile, region, config, json_, quiet, debug)
         return
     _merge(config, json_, quiet, debug)
-    _refuse_unconfirmed(yes, "deploy")
     from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
 
     def confirm(planned: use_cases.Planned) -> bool:
+        _refuse_unconfirmed(yes, "deploy")  # before any write: only the plan was read
         if yes:
             return True
         _show_plan(planned.plan, planned.notes)
@@ -446,6 +445,16 @@ def deploy(
              f"({aws.reads} reads, {aws.writes} writes)")
 
     emit(document, human)
+
+
+def _confirm_deletion(yes: bool, question: str, show: Callable[[], None]) -> None:
+    """Ask before deleting; without ``--yes`` and without a terminal to ask on, refuse (exit 2)."""
+    _refuse_unconfirmed(yes, "delete")
+    if yes:
+        return
+    show()
+    if not typer.confirm(question, err=True):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -482,6 +491,7 @@ def prune(
     keep: Annotated[int, typer.Option("--keep", min=0, help="Numbered versions to keep per function.")] = 3,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    lock_timeout: LockTimeoutOpt = 0.0,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
@@ -489,41 +499,112 @@ def prune(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Delete function and layer versions that no alias, function or kept version references."""
+    """Delete this project's function and layer versions that no alias, function or kept version references."""
     _merge(config, json_, quiet, debug)
+    from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
-    from lbuild.publisher.prune import execute_prune, plan_prune, read_versions
 
     project = _project()
     aws = Aws(profile or STATE.profile, None)
-    chosen = aws.require_region(region or STATE.region or project.region)
-    functions, layers, skipped = read_versions(aws, project, chosen)
-    plan = plan_prune(functions, layers, keep, skipped)
-    count = len(plan.delete_versions) + len(plan.delete_layers)
 
-    def human() -> None:
+    def listing(plan: Any) -> None:
         for name, version in plan.delete_versions:
             info(f" - {name}:{version}")
         for arn in plan.delete_layers:
             info(f" - {arn}")
+
+    def notes(plan: Any) -> None:
         for note in plan.skipped:
             info(f" = {note}")
-        info(f"{count} version(s) to delete" if count else "nothing to prune")
 
-    if dry_run or not count:
-        emit({**plan.as_dict(), "deleted": False}, human)
-        if dry_run and count:
+    def confirm(plan: Any) -> bool:
+        _refuse_unconfirmed(yes, "delete")
+        if yes:
+            notes(plan)  # what is left alone, and why, is said with --yes too
+            return True
+        listing(plan)
+        notes(plan)
+        return typer.confirm(f"delete {plan.count} version(s)?", err=True)
+
+    with progress("pruning") as log:
+        pruned = use_cases.prune(project, aws, region or STATE.region, keep, dry_run=dry_run, confirm=confirm,
+                                 log=log, lock_timeout=lock_timeout, notify=_notice)
+    plan = pruned.plan
+    if pruned.deleted:
+        emit({**plan.as_dict(), "deleted": True}, lambda: info(f"deleted {plan.count} version(s)"))
+        return
+
+    def human() -> None:
+        listing(plan)
+        notes(plan)
+        info(f"{plan.count} version(s) to delete" if plan.count else "nothing to prune")
+
+    if not dry_run and plan.count:  # asked, and declined
+        raise typer.Exit(1)
+    emit({**plan.as_dict(), "deleted": False}, human)
+    if dry_run and plan.count:
+        raise typer.Exit(10)
+
+
+@app.command()
+def remove(
+    functions: Annotated[list[str] | None, typer.Argument(
+        help="Functions (as lbuild.toml named them) that are no longer in lbuild.toml.")] = None,
+    all_removed: Annotated[bool, typer.Option(
+        "--all-removed", help="Every function of this project that lbuild.toml no longer has.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Delete functions (with their aliases and versions) that were removed from lbuild.toml."""
+    _merge(config, json_, quiet, debug)
+    from lbuild.publisher.aws import Aws
+    from lbuild.publisher.removed import delete_removed, survey
+
+    if bool(functions) == all_removed:
+        raise UsageError("name the functions to remove, or pass --all-removed (not both)", where="lbuild remove",
+                         hint="`lbuild remove --all-removed --dry-run` lists what lbuild.toml no longer has")
+    project = _project()
+    configured = {fn.name for fn in project.functions}
+    for name in functions or ():
+        if name in configured:
+            raise UsageError(f"function {name} is still in lbuild.toml", where=str(project.path),
+                             hint="remove it from lbuild.toml first")
+    aws = Aws(profile or STATE.profile, None)
+    chosen = aws.require_region(region or STATE.region or project.region)
+    found = survey(aws, project, chosen)
+    by_key = {fn.key: fn for fn in found.removed}
+    for name in functions or ():
+        full = f"{project.name}-{name}"
+        if name in by_key:
+            continue
+        if full in found.foreign:
+            raise UsageError(f"function {full} was not created by lbuild project {project.name}; left alone",
+                             where=f"function {full} in {chosen}",
+                             hint=f"lbuild removes only functions tagged lbuild:project={project.name}")
+        raise UsageError(f"no function {full} in {chosen}", where=f"function {full}",
+                         hint="`lbuild remove --all-removed --dry-run` lists the functions lbuild can remove")
+    doomed = found.removed if all_removed else tuple(by_key[name] for name in dict.fromkeys(functions or ()))
+    document = {"region": chosen, "functions": [fn.as_dict() for fn in doomed]}
+
+    def human() -> None:
+        for fn in doomed:
+            info(f" - {fn.name}" + (f" (aliases: {', '.join(fn.aliases)})" if fn.aliases else ""))
+        info(f"{len(doomed)} function(s) to delete" if doomed else "nothing to remove")
+
+    if dry_run or not doomed:
+        emit({**document, "deleted": False}, human)
+        if dry_run and doomed:
             raise typer.Exit(10)
         return
-    if not yes and not STATE.json and sys.stdin.isatty():
-        human()
-        if not typer.confirm(f"delete {count} version(s)?", err=True):
-            raise typer.Exit(1)
-    else:
-        for note in plan.skipped:  # what is left alone, and why, is said with --yes too
-            info(f" = {note}")
-    execute_prune(aws, plan, chosen, info)
-    emit({**plan.as_dict(), "deleted": True}, lambda: info(f"deleted {count} version(s)"))
+    _confirm_deletion(yes, f"delete {len(doomed)} function(s) with their versions and aliases?", human)
+    delete_removed(aws, doomed, chosen, info)
+    emit({**document, "deleted": True}, lambda: info(f"deleted {len(doomed)} function(s)"))
 
 
 def _click_errors() -> tuple[type[Exception], type[Exception]]:

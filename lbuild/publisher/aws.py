@@ -26,12 +26,12 @@ from lbuild import __version__
 from lbuild.errors import AwsError, ConfigError
 from lbuild.publisher import edge
 from lbuild.publisher.plan import (
-    LAYER_DESCRIPTION,
     RemoteFunction,
     RemoteState,
     WantedFunction,
     WantedLayer,
     config_from_aws,
+    parse_layer_description,
 )
 from lbuild.rules import EDGE_REGION
 
@@ -291,8 +291,9 @@ def wait_deployed(aws: Aws, distribution: str) -> None:
 
 
 def find_layer(aws: Aws, layer: WantedLayer, region: str) -> str | None:
-    """The ARN of a published version of ``layer`` whose description carries its sha256, if any."""
-    wanted = LAYER_DESCRIPTION.format(sha256=layer.sha256)
+    """The ARN of a published version of ``layer`` whose description carries its sha256 (and this project or
+    none: the form before lbuild marked the project), if any."""
+    wanted = {(layer.project, layer.sha256), (None, layer.sha256)}
     try:
         versions = aws.pages("lambda", "list_layer_versions", "LayerVersions", f"layer {layer.name}", region,
                              LayerName=layer.name)
@@ -300,7 +301,8 @@ def find_layer(aws: Aws, layer: WantedLayer, region: str) -> str | None:
         if not_found(exc):
             return None
         raise
-    return next((str(v["LayerVersionArn"]) for v in versions if v.get("Description") == wanted), None)
+    return next((str(v["LayerVersionArn"]) for v in versions
+                 if parse_layer_description(v.get("Description") or "") in wanted), None)
 
 
 def object_exists(aws: Aws, bucket: str, key: str, region: str) -> bool:

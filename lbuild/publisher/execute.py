@@ -333,7 +333,7 @@ class Executor:
             try:
                 response = self._lambda(
                     "publish_layer_version", f"layer {layer.name}", retried=False, LayerName=layer.name,
-                    Description=LAYER_DESCRIPTION.format(sha256=layer.sha256),
+                    Description=LAYER_DESCRIPTION.format(project=layer.project, sha256=layer.sha256),
                     Content=self._code(layer.file, step.s3_key),
                     CompatibleRuntimes=[layer.runtime], CompatibleArchitectures=[layer.architecture])
             except AwsError as exc:

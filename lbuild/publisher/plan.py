@@ -6,6 +6,7 @@ configuration, its version, and last of all the aliases, once every function has
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,9 +18,16 @@ from lbuild.errors import ConfigError, UsageError
 from lbuild.manifest import Manifest
 from lbuild.publisher.edge import Association
 
-LAYER_DESCRIPTION = "lbuild sha256:{sha256}"
+LAYER_DESCRIPTION = "lbuild project={project} sha256:{sha256}"  # before the project was marked: "lbuild sha256:..."
 TAG_PROJECT = "lbuild:project"
 TAG_FUNCTION = "lbuild:function"
+_LAYER_DESCRIPTION = re.compile(r"lbuild (?:project=([A-Za-z0-9_-]{1,50}) )?sha256:([0-9a-f]{64})")
+
+
+def parse_layer_description(text: str) -> tuple[str | None, str] | None:
+    """``(project, sha256)`` from a layer version's description; project None in the old form; None if not lbuild's."""
+    found = _LAYER_DESCRIPTION.fullmatch(text)
+    return None if found is None else (found[1], found[2])
 
 
 # --- desired and remote state -----------------------------------------------------------------------
@@ -76,6 +84,7 @@ class WantedLayer:
     zip_bytes: int
     runtime: str
     architecture: str
+    project: str = ""  # the project whose name the published description carries
 
 
 @dataclass(frozen=True)
@@ -311,7 +320,7 @@ def wanted_state(project: Project, built: Manifest, dist: Path, names: Sequence[
     of the configuration from lbuild.toml."""
     layers = tuple(
         WantedLayer(entry.name, dist / entry.artifact.file, entry.artifact.sha256, entry.artifact.code_sha256,
-                    entry.artifact.zip_bytes, entry.runtime, entry.architecture)
+                    entry.artifact.zip_bytes, entry.runtime, entry.architecture, project.name)
         for entry in built.layers
     )
     functions = []

@@ -215,10 +215,11 @@ class Demo(DeployingProject):
     bucket: str | None = None
     extra_links: tuple[Path, ...] = ()
     extra_functions: Mapping[str, str] = field(default_factory=dict)
+    name: str = PROJECT  # the project's name (a second Demo in another folder can be another project)
 
     def write(self) -> Demo:
         links = ", ".join(f'"{p}"' for p in (self.wheelhouse, *self.extra_links))
-        lines = ["[project]", f'name = "{PROJECT}"', 'runtime = "python3.12"', 'architecture = "arm64"',
+        lines = ["[project]", f'name = "{self.name}"', 'runtime = "python3.12"', 'architecture = "arm64"',
                  'region = "eu-west-1"', f'alias = "{ALIAS}"', f"find_links = [{links}]", "no_index = true",
                  "memory = 256", "timeout = 10", 'environment = { STAGE = "test" }']
         if self.role:
@@ -252,12 +253,12 @@ class Demo(DeployingProject):
 
     def alias_version(self, name: str) -> str | None:
         try:
-            return str(self.aws.lambda_.get_alias(FunctionName=f"{PROJECT}-{name}", Name=ALIAS)["FunctionVersion"])
+            return str(self.aws.lambda_.get_alias(FunctionName=f"{self.name}-{name}", Name=ALIAS)["FunctionVersion"])
         except self.aws.lambda_.exceptions.ResourceNotFoundException:
             return None
 
     def versions(self, name: str) -> list[str]:
-        found = self.aws.lambda_.list_versions_by_function(FunctionName=f"{PROJECT}-{name}")["Versions"]
+        found = self.aws.lambda_.list_versions_by_function(FunctionName=f"{self.name}-{name}")["Versions"]
         return sorted(v["Version"] for v in found if v["Version"] != "$LATEST")
 
     def functions(self) -> set[str]:
@@ -300,7 +301,7 @@ def test_first_deploy_creates_layers_functions_versions_and_aliases(demo: Demo) 
         versions = lam.list_layer_versions(LayerName=layer["name"])["LayerVersions"]
         assert [v["Version"] for v in versions] == [1]
         got = lam.get_layer_version(LayerName=layer["name"], VersionNumber=1)
-        assert got["Description"] == f"lbuild sha256:{layer['sha256']}"
+        assert got["Description"] == f"lbuild project={PROJECT} sha256:{layer['sha256']}"
         assert got["CompatibleRuntimes"] == ["python3.12"]
         assert got["CompatibleArchitectures"] == ["arm64"]
         assert got["Content"]["CodeSha256"] == layer["code_sha256"]
@@ -351,8 +352,9 @@ def test_second_deploy_writes_nothing_and_plan_is_clean(demo: Demo, monkeypatch:
     assert again.json()["requests"]["writes"] == 0
     assert again.json()["changes"] == 0
     # per function: GetFunction, GetAlias (its canary routing), GetFunction of the alias; per layer: one
-    # listing; per execution role: one GetRole (its trust policy)
-    reads_bound = 3 * len(FUNCTIONS) + len(demo.manifest()["layers"]) + 1
+    # listing; per execution role: one GetRole (its trust policy); one ListFunctions page (functions removed
+    # from lbuild.toml)
+    reads_bound = 3 * len(FUNCTIONS) + len(demo.manifest()["layers"]) + 2
     assert again.reads <= reads_bound, again.counts
     _requests_match(again)
 
@@ -555,7 +557,7 @@ def test_artifact_over_direct_upload_limit_goes_through_s3(demo: Demo, big_wheel
 
     again = demo.deploy()
     assert again.writes == 0 and again.uploads() == 0
-    assert again.reads <= 3 * len(demo.names) + len(demo.manifest()["layers"]) + 3, again.counts  # S3 heads, role
+    assert again.reads <= 3 * len(demo.names) + len(demo.manifest()["layers"]) + 4, again.counts  # S3, role, list
 
     # the object is there already: a re-created function points at it without uploading again
     demo.aws.lambda_.delete_function(FunctionName=_fn("media"))
@@ -756,3 +758,13 @@ def test_canary_refuses_a_new_role_before_any_write(demo: Demo) -> None:
     assert "a canary needs one execution role for both versions" in result.stderr
     assert "(function demo-users)" in result.stderr and "hint: deploy without --canary" in result.stderr
     assert result.writes == 0
+
+
+def test_deploy_without_yes_and_without_a_terminal_refuses_before_any_write(demo: Demo) -> None:
+    refused = demo.run("deploy", "--json")  # run_cli's stdin is not a terminal, as in CI
+    assert refused.code == 2, refused.stderr
+    assert refused.json()["error"] == "refusing to deploy without confirmation"
+    assert "hint: use --yes in CI" in refused.stderr
+    assert refused.writes == 0 and demo.functions() == set()
+    demo.deploy()
+    assert demo.run("deploy").code == 0, "nothing to do: nothing to confirm"

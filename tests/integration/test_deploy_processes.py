@@ -224,3 +224,28 @@ def test_a_killed_deploy_leaves_a_lock_that_unlock_removes(locked_demo: Demo, fa
     demo.deploy()
     assert time.monotonic() - started < 30
     assert all(demo.alias_version(n) == "1" for n in FUNCTIONS)
+
+
+def test_prune_takes_the_deploy_lock_and_refuses_while_a_deploy_holds_it(locked_demo: Demo,
+                                                                          fault_proxy: FaultProxy) -> None:
+    demo = locked_demo
+    demo.deploy()
+    for n in range(2):
+        (demo.root / "functions" / "users" / "app.py").write_text(f"def handler(e, c):\n    return {n}\n")
+        demo.deploy()
+    (demo.root / "functions" / "orders" / "app.py").write_text("def handler(e, c):\n    return 'held'\n")
+    assert demo.run("package").code == 0
+    fault_proxy.add(Rule("hold", service="lambda", op="^UpdateFunctionCode$", seconds=4.0, times=1))
+    deploying = Process(demo.root, "deploy", "--yes", "--json")
+    deadline = time.monotonic() + 60
+    while not _lock_object(demo) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refused = demo.run("prune", "--keep", "0", "--yes", "--json")
+    assert refused.code == 6, refused.stderr
+    assert refused.json()["code"] == "LockHeld" and "another deploy holds the deploy lock" in refused.json()["error"]
+    assert demo.versions("users") == ["1", "2", "3"], "prune deleted nothing"
+    assert deploying.wait() == 0, deploying.stderr
+    pruned = demo.run("prune", "--keep", "0", "--yes", "--lock-timeout", "30")
+    assert pruned.code == 0, pruned.stderr
+    assert demo.versions("users") == ["3"]
+    assert not _lock_object(demo)
