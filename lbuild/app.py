@@ -210,8 +210,8 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
     from lbuild.publisher import aws as aws_mod
     from lbuild.publisher import images, lease, preflight
     from lbuild.publisher.plan import plan as plan_steps
-    from lbuild.publisher.removed import find_removed
     from lbuild.publisher.plan import s3_key, wanted_state
+    from lbuild.publisher.removed import find_removed
 
     registry = preflight.registry(project, found, aws, region)
     layers, functions = wanted_state(project, found, dist, names, registry.host if registry else None)
