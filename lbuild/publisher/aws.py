@@ -62,7 +62,7 @@ class Aws:
         self._clients: dict[tuple[str, str | None, bool], Any] = {}
         self._configs = {
             retried: Config(retries={"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS if retried else 1},
-                            max_pool_connections=16, user_agent_extra=f"lbuild/{__version__}")
+                            max_pool_connections=32, user_agent_extra=f"lbuild/{__version__}")
             for retried in (True, False)
         }
         self.session.events.register("before-call", self._count)

@@ -82,7 +82,7 @@ class Executor:
     deploy may no longer write (its deploy lock was lost).
     """
 
-    def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 8,
+    def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 16,
                  wait: bool = False, registry: images.Registry | None = None, guard: Guard | None = None) -> None:
         self.wait = wait
         self.registry = registry
@@ -365,7 +365,8 @@ class Executor:
         for attempt in range(_ATTEMPTS):
             try:
                 response = self._lambda("create_function", f"function {fn.name}", fn.region, FunctionName=fn.name,
-                                        Architectures=[fn.architecture], Publish=False, Tags=dict(fn.tags), **kwargs)
+                                        Architectures=[fn.architecture], Publish=step.publish, Tags=dict(fn.tags),
+                                        **kwargs)
                 break
             except AwsError as exc:
                 if exc.code not in _CONFLICTS or attempt == _ATTEMPTS - 1:
@@ -376,9 +377,23 @@ class Executor:
                     continue
                 self._check_is_ours(fn, existing, "was created by someone else while this deploy created it")
                 self._settle(fn, existing, "function_active_v2")
+                if step.publish:  # its version, if the lost create made one, is returned again, not duplicated
+                    return self._publish_version(PublishVersion("published with the create", fn)) + \
+                        " (already created; the create's response was lost)"
                 return "already created (the create's response was lost)"
         self._settle(fn, response, "function_active_v2")
-        return ""
+        if not step.publish:
+            return ""
+        return self._record_version(fn, response)
+
+    def _record_version(self, fn: WantedFunction, version: dict[str, Any]) -> str:
+        """Check a new version is this build, and remember it (number and qualified ARN) for the release."""
+        self._check_version(fn, version)
+        number = str(version["Version"])
+        arn = str(version["FunctionArn"])
+        self.versions[fn.name] = number
+        self.version_arns[fn.name] = arn if arn.endswith(f":{number}") else f"{arn}:{number}"
+        return f"version {number}"
 
     def _update(self, fn: WantedFunction, operation: str, **kwargs: Any) -> None:
         """An update of $LATEST; "an update is in progress" waits for it (Lambda's waiter) and sends it again."""
@@ -437,10 +452,7 @@ class Executor:
                 if exc.code not in _CONFLICTS or attempt == _ATTEMPTS - 1:
                     raise
                 self._wait("function_updated_v2", fn)
-        self._check_version(fn, response)
-        self.versions[fn.name] = str(response["Version"])
-        self.version_arns[fn.name] = str(response["FunctionArn"])
-        return f"version {response['Version']}"
+        return self._record_version(fn, response)
 
     def _check_version(self, fn: WantedFunction, version: dict[str, Any]) -> None:
         """The new version carries this build's code and layers, or the release must not point at it."""

@@ -196,9 +196,10 @@ class PublishLayer(Step):
 class CreateFunction(Step):
     function: WantedFunction
     s3_key: str | None = None
+    publish: bool = False  # publish version 1 with the create (one call instead of two)
 
     def describe(self) -> str:
-        return f"create function {self.function.name}"
+        return f"create function {self.function.name}" + (" and publish its first version" if self.publish else "")
 
 
 @dataclass(frozen=True)
@@ -459,7 +460,15 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
         else:
             _plan_alias(steps, moves, fn, current, alias, canary, changed=changed, released=released,
                         code_sha256=code_sha256)
-    return Plan(tuple(_conditional(s, remote) for s in steps + moves))
+    return Plan(tuple(_conditional(s, remote) for s in _publish_with_create(steps) + moves))
+
+
+def _publish_with_create(steps: list[Step]) -> list[Step]:
+    """A new function that needs a version gets it from its CreateFunction (``Publish``), not a second call."""
+    created = {s.function.name for s in steps if isinstance(s, CreateFunction)}
+    publishing = {s.function.name for s in steps if isinstance(s, PublishVersion)} & created
+    return [replace(s, publish=True) if isinstance(s, CreateFunction) and s.function.name in publishing else s
+            for s in steps if not (isinstance(s, PublishVersion) and s.function.name in publishing)]
 
 
 def _conditional(step: Step, remote: RemoteState) -> Step:

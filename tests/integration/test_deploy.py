@@ -330,14 +330,16 @@ def test_first_deploy_creates_layers_functions_versions_and_aliases(demo: Demo) 
 
     counts = result.counts
     assert counts["lambda.PublishLayerVersion"] == 3
-    assert counts["lambda.CreateFunction"] == counts["lambda.PublishVersion"] == counts["lambda.CreateAlias"] == 4
-    assert result.writes == 15
+    assert counts["lambda.CreateFunction"] == counts["lambda.CreateAlias"] == 4
+    assert counts["lambda.PublishVersion"] == 0, "a new function gets version 1 from its CreateFunction"
+    assert all(p["Publish"] is True for p in result.params("lambda.CreateFunction"))
+    assert result.writes == 11
     # aliases move last: every CreateAlias comes after the last write to any function
     order = [op for op, _ in result.recorder.calls if not op.split(".")[1].startswith(READ_PREFIXES)]
     assert set(order[-4:]) == {"lambda.CreateAlias"} and "lambda.CreateAlias" not in order[:-4]
     _requests_match(result)
     document = result.json()
-    assert document["changes"] == 15
+    assert document["changes"] == 11
     assert {step["status"] for step in document["steps"]} == {"done"}
 
 
@@ -648,13 +650,13 @@ def test_dry_run_equals_plan_and_json_is_one_document(demo: Demo) -> None:
     dry = _subprocess(demo.root, "deploy", "--dry-run", "--json")
     assert plan.returncode == dry.returncode == 10, plan.stderr + dry.stderr
     assert _steps(plan) == _steps(dry)
-    assert _steps(plan)[0] == 15
+    assert _steps(plan)[0] == 11
     assert demo.functions() == set(), "--dry-run changes nothing"
     assert demo.aws.lambda_.list_layers()["Layers"] == []
 
     deployed = _subprocess(demo.root, "deploy", "--yes", "--json")
     assert deployed.returncode == 0, deployed.stderr
-    assert json.loads(deployed.stdout)["changes"] == 15
+    assert json.loads(deployed.stdout)["changes"] == 11
 
     plan = _subprocess(demo.root, "plan", "--json")
     dry = _subprocess(demo.root, "deploy", "--dry-run", "--json")

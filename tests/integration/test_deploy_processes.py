@@ -80,7 +80,7 @@ INTERRUPTS = {
     # phase: the rule that sends SIGINT (the pid is filled in once the process runs)
     "after the first layer is published": dict(op="^PublishLayerVersion$", nth=1, after=True),
     "at the third create of a function": dict(op="^CreateFunction$", nth=3),
-    "after the last version is published": dict(op="^PublishVersion$", nth=len(FUNCTIONS), after=True),
+    "after the last function is created": dict(op="^CreateFunction$", nth=len(FUNCTIONS), after=True),
 }
 
 

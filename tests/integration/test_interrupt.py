@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from lbuild.publisher import execute
-from lbuild.publisher.plan import PublishVersion, Step
+from lbuild.publisher.plan import CreateFunction, Step
 from tests.integration.test_deploy import Demo
 
 
@@ -15,7 +15,7 @@ def test_ctrl_c_moves_no_alias_and_a_rerun_finishes(demo: Demo, monkeypatch: pyt
     original = execute.Executor._do
 
     def interrupted(self: execute.Executor, step: Step) -> Any:
-        if isinstance(step, PublishVersion) and step.function.key == "users":
+        if isinstance(step, CreateFunction) and step.function.key == "users":
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C while this call ran
         return original(self, step)
 

@@ -377,7 +377,8 @@ def test_nothing_attached_yet_and_function_missing() -> None:
     assert [type(s) for s in attached_nothing.steps] == [Unchanged, PublishVersion, AssociateEdge]
     assert attached_nothing.steps[-1].reason.startswith("nothing -> the new version")
     new = _plan(fn, remotes={fn.name: None})
-    assert [type(s) for s in new.steps] == [CreateFunction, PublishVersion, AssociateEdge]
+    assert [type(s) for s in new.steps] == [CreateFunction, AssociateEdge]
+    assert isinstance(new.steps[0], CreateFunction) and new.steps[0].publish, "the create publishes version 1"
     assert new.steps[-1].old_arn is None
 
 

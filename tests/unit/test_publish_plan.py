@@ -99,16 +99,17 @@ def test_everything_new_gives_layer_create_version_and_alias_in_that_order() -> 
     lay = layer()
     fn = wanted(layers=(lay.name,))
     result = plan(project(), [lay], [fn], RemoteState(functions={fn.name: None}, layers={lay.name: None}), "live")
-    assert kinds(result) == ["PublishLayer", "CreateFunction", "PublishVersion", "MoveAlias"]
-    publish, create, version, alias = result.steps
+    assert kinds(result) == ["PublishLayer", "CreateFunction", "MoveAlias"]
+    publish, create, alias = result.steps
     assert isinstance(publish, PublishLayer) and publish.reason == "no version with this content yet"
     assert publish.s3_key is None
     assert isinstance(create, CreateFunction) and create.reason == "does not exist yet" and create.s3_key is None
     assert create.function.config.layers == (f"layer:{lay.name}",), "an unpublished layer stays a placeholder"
-    assert isinstance(version, PublishVersion) and version.reason == "code or configuration changed"
+    assert isinstance(create, CreateFunction) and create.publish, "version 1 comes with the create: one call"
+    assert create.describe() == "create function shop-orders and publish its first version"
     assert isinstance(alias, MoveAlias) and alias.create and alias.alias == "live"
     assert alias.describe() == "create alias live of shop-orders"
-    assert len(result.changes) == 4
+    assert len(result.changes) == 3
 
 
 def test_published_layer_is_reused_with_its_version_in_the_reason() -> None:
@@ -272,7 +273,9 @@ def test_aliases_move_last_after_every_function_step() -> None:
     moves = [s for s in result.steps[first_alias:] if isinstance(s, MoveAlias)]
     assert [s.function.name for s in moves] == ["shop-a", "shop-b", "shop-c"]
     assert {s.reason for s in moves} == {"moved last, after every function has its new version"}
-    assert names.count("PublishVersion") == 3
+    assert names.count("PublishVersion") == 2, "a is created with its version"
+    assert [s.function.name for s in only(result, CreateFunction) if isinstance(s, CreateFunction) and s.publish] == \
+        ["shop-a"]
     assert names.index("PublishLayer") == 0
 
 
@@ -289,7 +292,7 @@ def test_no_alias_configured_means_no_alias_step() -> None:
 def test_function_over_the_direct_upload_limit_is_uploaded_first() -> None:
     fn = wanted(size=LIMIT + 1, sha="f" * 64)
     result = plan(project(), [], [fn], RemoteState(functions={fn.name: None}, layers={}), "live")
-    assert kinds(result) == ["UploadObject", "CreateFunction", "PublishVersion", "MoveAlias"]
+    assert kinds(result) == ["UploadObject", "CreateFunction", "MoveAlias"]
     upload, create = result.steps[:2]
     key = f"lbuild/shop/{'f' * 64}.zip"
     assert s3_key(project(), "f" * 64) == key
