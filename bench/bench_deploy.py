@@ -11,7 +11,7 @@ the figures are about publishing. Needs moto[server] (lbuild's test extra) in th
 ``--throttle RATE`` adds, in the same run, first deploys from an empty moto through the fault proxy of
 tests/support/faultproxy.py, fault-free and with the proxy answering RATE of all requests with throttling (half 429
 TooManyRequestsException, half 400 ThrottlingException), ``--reps`` times each, interleaved, and a deploy
-whose every PublishVersion of one function is throttled (how long a persistent throttle takes to fail).
+whose every GetFunction of one function is throttled (how long a persistent throttle takes to fail).
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ def throttled(workload: Path, env: dict[str, str], rate: float, reps: int) -> li
                              seconds, document["requests"]))
         _reset(endpoint)
         proxy.reset()
-        proxy.add(Rule("throttle429", service="lambda", op="^PublishVersion$", path="fn001"))
+        proxy.add(Rule("throttle429", service="lambda", op="^GetFunction$", path="fn001"))
         seconds, code, document, _ = lbuild(["deploy", "--yes", "--json"], workload, proxied)
-        rows.append((f"persistent throttle: exit {code}, {proxy.count('PublishVersion', fault='throttle429')} tries",
+        rows.append((f"persistent throttle: exit {code}, {proxy.count('GetFunction', fault='throttle429')} tries",
                      seconds, None))
     free.sort()
     slow.sort()

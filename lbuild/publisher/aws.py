@@ -305,6 +305,18 @@ def find_layer(aws: Aws, layer: WantedLayer, region: str) -> str | None:
                  if parse_layer_description(v.get("Description") or "") in wanted), None)
 
 
+def _layer_version(aws: Aws, layer: WantedLayer, region: str, latest: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """``find_layer``, answered from the ListLayers sweep when the latest version is the wanted one (or there is
+    no such layer at all)."""
+    if layer.name not in latest:
+        return None
+    version = latest[layer.name]
+    if parse_layer_description(str(version.get("Description") or "")) in {(layer.project, layer.sha256),
+                                                                          (None, layer.sha256)}:
+        return str(version["LayerVersionArn"])
+    return find_layer(aws, layer, region)
+
+
 def object_exists(aws: Aws, bucket: str, key: str, region: str) -> bool:
     try:
         aws.call("s3", "head_object", f"s3://{bucket}/{key}", region, Bucket=bucket, Key=key)
@@ -316,19 +328,25 @@ def object_exists(aws: Aws, bucket: str, key: str, region: str) -> bool:
 
 
 def read_state(aws: Aws, layers: Sequence[WantedLayer], functions: Sequence[WantedFunction], alias: str | None,
-               region: str, bucket: str | None, big_keys: Sequence[str], workers: int = 8) -> RemoteState:
-    """Read, in parallel, everything the planner compares against."""
+               region: str, bucket: str | None, big_keys: Sequence[str], workers: int = 16) -> RemoteState:
+    """Read, in parallel, everything the planner compares against.
+
+    Layers cost pages, not calls: one ListLayers sweep gives each layer's latest version, which (layer names
+    being content-addressed) is the one lbuild wants; only a layer whose latest version is another is listed.
+    """
     if bucket and big_keys:
         aws.call("s3", "head_bucket", f"s3://{bucket}", region, Bucket=bucket)  # a missing bucket fails the plan
     distributions = {d: distribution_config(aws, d)[0] for d in sorted({f.edge.distribution for f in functions
                                                                         if f.edge is not None})}
+    latest = {item["LayerName"]: item.get("LatestMatchingVersion") or {}
+              for item in aws.pages("lambda", "list_layers", "Layers", "layers", region)} if layers else {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         fn_futures = {
             f.name: pool.submit(read_edge_function, aws, f, distributions[f.edge.distribution]) if f.edge
             else pool.submit(read_function, aws, f.name, alias, f.region or region)
             for f in functions
         }
-        layer_futures = {layer.name: pool.submit(find_layer, aws, layer, region) for layer in layers}
+        layer_futures = {layer.name: pool.submit(_layer_version, aws, layer, region, latest) for layer in layers}
         object_futures = {key: pool.submit(object_exists, aws, bucket, key, region) for key in big_keys} \
             if bucket else {}
         return RemoteState(
