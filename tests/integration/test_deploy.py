@@ -770,3 +770,19 @@ def test_deploy_without_yes_and_without_a_terminal_refuses_before_any_write(demo
     assert refused.writes == 0 and demo.functions() == set()
     demo.deploy()
     assert demo.run("deploy").code == 0, "nothing to do: nothing to confirm"
+
+
+def test_plan_says_when_concurrent_deploys_are_not_guarded(demo: Demo) -> None:
+    assert demo.run("package").code == 0
+    bare = demo.run("plan", "--json").json()
+    assert bare["deploy_lock"] is None
+    assert any("concurrent deploys of this project are not guarded: set artifact_bucket" in n for n in bare["notes"])
+    human = demo.run("plan")
+    assert "note: concurrent deploys of this project are not guarded" in human.stderr
+
+    demo.aws.create_bucket(BUCKET)
+    demo.bucket = BUCKET
+    demo.write()
+    guarded = demo.run("plan", "--json").json()
+    assert guarded["deploy_lock"] == f"s3://{BUCKET}/lbuild/{PROJECT}/deploy.lock"
+    assert not any("not guarded" in n for n in guarded["notes"])
