@@ -20,6 +20,10 @@ from lbuild.publisher.edge import Association
 
 LAYER_DESCRIPTION = "lbuild project={project} sha256:{sha256}"  # before the project was marked: "lbuild sha256:..."
 TAG_PROJECT = "lbuild:project"
+#: The user tag keys lbuild set, space-separated (split over ``lbuild:tags``, ``lbuild:tags:2``, ... at AWS's
+#: 256-character value limit): a key dropped from lbuild.toml is removed, a key someone else set is left alone.
+TAG_MANAGED = "lbuild:tags"
+_TAG_VALUE_BYTES = 256
 TAG_FUNCTION = "lbuild:function"
 _LAYER_DESCRIPTION = re.compile(r"lbuild (?:project=([A-Za-z0-9_-]{1,50}) )?sha256:([0-9a-f]{64})")
 
@@ -347,7 +351,8 @@ def wanted_state(project: Project, built: Manifest, dist: Path, names: Sequence[
             subnet_ids=tuple(sorted(fn.vpc.subnet_ids)) if fn.vpc else (),
             security_group_ids=tuple(sorted(fn.vpc.security_group_ids)) if fn.vpc else (),
         )
-        tags = {**fn.tags, TAG_PROJECT: project.name, TAG_FUNCTION: fn.name} if fn.edge is None else {}
+        tags = {**fn.tags, **managed_tags(fn.tags), TAG_PROJECT: project.name, TAG_FUNCTION: fn.name} \
+            if fn.edge is None else {}
         association = None if fn.edge is None else Association(fn.edge.distribution, fn.edge.path_pattern,
                                                                fn.edge.event_type, fn.edge.include_body)
         zipped = entry.artifact
@@ -358,6 +363,25 @@ def wanted_state(project: Project, built: Manifest, dist: Path, names: Sequence[
                                         association, image))
     used = {n for f in functions for n in f.layers}
     return tuple(layer for layer in layers if layer.name in used), tuple(functions)
+
+
+def managed_tags(user: Mapping[str, str]) -> dict[str, str]:
+    """The ``lbuild:tags*`` tags that record which user tag keys lbuild set (keys holding a space are not
+    recorded: a space separates them)."""
+    keys = sorted(k for k in user if " " not in k)
+    values: list[str] = []
+    for key in keys:
+        if values and len(values[-1]) + 1 + len(key) <= _TAG_VALUE_BYTES:
+            values[-1] += " " + key
+        else:
+            values.append(key)
+    return {TAG_MANAGED if n == 0 else f"{TAG_MANAGED}:{n + 1}": value for n, value in enumerate(values)}
+
+
+def managed_keys(tags: Mapping[str, str]) -> set[str]:
+    """The user tag keys a function's ``lbuild:tags*`` tags say lbuild set."""
+    return {key for name, value in tags.items() if name == TAG_MANAGED or name.startswith(TAG_MANAGED + ":")
+            for key in value.split(" ") if key}
 
 
 def s3_key(project: Project, sha256: str) -> str:
@@ -435,7 +459,8 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
                 steps.append(UpdateConfig("; ".join(differences), fn))
                 changed = True
             add = {k: v for k, v in fn.tags.items() if current.tags.get(k) != v}
-            remove = tuple(sorted(k for k in current.tags if k not in fn.tags and k.startswith("lbuild:")))
+            remove = tuple(sorted(k for k in current.tags if k not in fn.tags
+                                  and (k.startswith("lbuild:") or k in managed_keys(current.tags))))
             if (add or remove) and fn.edge is None:
                 steps.append(TagFunction("tags differ", fn, current.arn, add, remove))
             if not changed:

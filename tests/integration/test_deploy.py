@@ -786,3 +786,19 @@ def test_plan_says_when_concurrent_deploys_are_not_guarded(demo: Demo) -> None:
     guarded = demo.run("plan", "--json").json()
     assert guarded["deploy_lock"] == f"s3://{BUCKET}/lbuild/{PROJECT}/deploy.lock"
     assert not any("not guarded" in n for n in guarded["notes"])
+
+
+def test_a_tag_dropped_from_lbuild_toml_is_removed_from_aws_and_a_foreign_one_kept(demo: Demo) -> None:
+    config = demo.root / "lbuild.toml"
+    original = config.read_text(encoding="utf-8")
+    config.write_text(original.replace("[project]\n", '[project]\ntags = { team = "web", cost = "42" }\n', 1))
+    demo.deploy()
+    arn = demo.aws.lambda_.get_function(FunctionName=_fn("orders"))["Configuration"]["FunctionArn"]
+    demo.aws.lambda_.tag_resource(Resource=arn, Tags={"owner": "ops"})  # someone else's tag
+    config.write_text(original.replace("[project]\n", '[project]\ntags = { team = "web" }\n', 1))
+    result = demo.deploy()
+    tags = demo.aws.lambda_.list_tags(Resource=arn)["Tags"]
+    assert "cost" not in tags, "lbuild set it and lbuild.toml dropped it"
+    assert tags["owner"] == "ops" and tags["team"] == "web" and tags["lbuild:tags"] == "team"
+    assert result.counts["lambda.UntagResource"] == len(FUNCTIONS)
+    assert result.counts["lambda.PublishVersion"] == 0, "tags are not part of a version"

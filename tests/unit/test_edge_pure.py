@@ -419,7 +419,7 @@ def test_wanted_state_puts_edge_functions_in_us_east_1_without_tags() -> None:
     assert (auth.region, auth.tags, auth.architecture) == ("us-east-1", {}, "x86_64")
     assert auth.edge == Association(DIST, "/api/*", "origin-request", True)
     assert orders.region is None and orders.edge is None
-    assert orders.tags == {"team": "web", "lbuild:project": "shop", "lbuild:function": "orders"}
+    assert orders.tags == {"team": "web", "lbuild:tags": "team", "lbuild:project": "shop", "lbuild:function": "orders"}
 
 
 def test_unchanged_config_helper_matches() -> None:

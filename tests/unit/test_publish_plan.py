@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lbuild import rules
 from lbuild.config import Function, Project
@@ -463,3 +465,28 @@ def test_aws_errors_carry_the_code_and_a_hint_for_a_missing_distribution() -> No
     assert (error.code, error.operation, error.exit_code) == ("NoSuchDistribution", "GetDistributionConfig", 6)
     assert error.where == "distribution EDOESNOTEXIST1"
     assert error.hint is not None and "edge.distribution" in error.hint
+
+
+# --- tags lbuild manages ---------------------------------------------------------------------------------------
+
+
+def test_a_tag_dropped_from_lbuild_toml_is_removed_and_a_foreign_one_kept() -> None:
+    from lbuild.publisher.plan import TagFunction, managed_tags
+
+    fn = wanted()
+    fn = replace(fn, tags={**fn.tags, "team": "web", **managed_tags({"team": "web"})})
+    current = replace(remote(fn), tags={**fn.tags, "cost": "42", "owner": "ops", "lbuild:tags": "cost team"})
+    result = plan(project(), [], [fn], RemoteState(functions={fn.name: current}, layers={}), None)
+    tagging = only(result, TagFunction)
+    assert len(tagging) == 1 and isinstance(tagging[0], TagFunction)
+    assert tagging[0].remove == ("cost",), "set by lbuild, dropped from lbuild.toml; owner was never lbuild's"
+    assert dict(tagging[0].add) == {"lbuild:tags": "team"}
+
+
+@given(st.dictionaries(st.text(alphabet="abcdefghij:_-/", min_size=1, max_size=60), st.just("v"), max_size=40))
+def test_managed_tags_round_trip_within_the_value_limit(user: dict[str, str]) -> None:
+    from lbuild.publisher.plan import managed_keys, managed_tags
+
+    tags = managed_tags(user)
+    assert managed_keys(tags) == set(user)
+    assert all(len(value) <= 256 for value in tags.values())
