@@ -128,7 +128,9 @@ class Builder:
     def build_all(self, specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Target]) -> list[Built]:
         """Build (or find in the cache) every spec; runs in parallel across artifacts."""
         sources, keys = artifact_keys(specs, targets, self.epoch, self.root)
-        hits = {s.name: self._lookup(keys[s.name], s) for s in specs}
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:  # each hit is hashed again
+            found = list(pool.map(lambda s: self._lookup(keys[s.name], s), specs))
+        hits = {s.name: hit for s, hit in zip(specs, found, strict=True)}
         missing = [s for s in specs if hits[s.name] is None]
         wheels = {p.wheel.sha256: p for s in missing for p in s.packages}
         if wheels:
