@@ -38,11 +38,12 @@ class Digest:
 
     def verify(self, hasher: Hasher, size: int, where: str) -> None:
         """Raise ResolutionError (exit 3) unless ``hasher`` (fed ``size`` bytes) matches this digest."""
-        if hasher.digest() != self.value or (self.size is not None and size != self.size):
+        got = hasher.digest()
+        if got != self.value or (self.size is not None and size != self.size):
+            want = _b64(self.value) + (f", {self.size} bytes" if self.size is not None else "")
             raise ResolutionError(
-                "wheel member does not match its RECORD entry (" + f"{self.algorithm} " + _b64(hasher.digest())
-                + f", {size} bytes; RECORD says {_b64(self.value)}"
-                + (f", {self.size} bytes)" if self.size is not None else ")"),
+                f"wheel member does not match its RECORD entry ({self.algorithm} {_b64(got)}, {size} bytes; "
+                f"RECORD says {want})",
                 where=where,
                 hint="the wheel was altered after it was built; nothing was shipped. Rebuild it or get it again "
                      "from its index, then run `lbuild lock`",
