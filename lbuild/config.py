@@ -26,8 +26,9 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "lbuild.toml"
 PYPI_SIMPLE = "https://pypi.org/simple"
-DEFAULT_EXCLUDE = ("tests", "tests/**", "**/tests/**", ".git", ".git/**", ".env", ".env.*", "**/.env", "*.pyc",
-                   "**/*.pyc", "__pycache__", "**/__pycache__/**")
+#: Gitignore patterns every function's ``exclude`` starts with (a ``!`` pattern may re-include ``tests``; the
+#: others are also in ``sources.ALWAYS_EXCLUDED``, which nothing re-includes).
+DEFAULT_EXCLUDE = ("tests", ".git", ".env*", "__pycache__", "*.pyc")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 
 # --- runtimes ---------------------------------------------------------------------------------
 
@@ -136,20 +137,18 @@ def platform_tags(target: Target) -> list[str]:
 
 
 def wheel_tags(target: Target) -> list[str]:
-    """Every ``python-abi-platform`` tag a wheel may carry for ``target``, best first."""
-    major, minor = target.spec.python
-    abi = target.spec.abi
-    platforms = platform_tags(target)
-    tags = [f"{abi}-{abi}-{p}" for p in platforms]
-    for m in range(minor, 1, -1):
-        tags += [f"cp{major}{m}-abi3-{p}" for p in platforms]
-    tags += [f"cp{major}{minor}-none-{p}" for p in platforms]
-    tags += [f"py{major}{minor}-none-{p}" for p in platforms] + [f"py{major}-none-{p}" for p in platforms]
-    for m in range(minor - 1, -1, -1):
-        tags += [f"py{major}{m}-none-{p}" for p in platforms]
-    tags += [f"{abi}-none-any", f"py{major}{minor}-none-any", f"py{major}-none-any"]
-    tags += [f"py{major}{m}-none-any" for m in range(minor - 1, -1, -1)]
-    return tags
+    """Every ``python-abi-platform`` tag a wheel may carry for ``target``, best first: pip's order, from
+    ``packaging.tags`` (``cpython_tags`` then ``compatible_tags``) on ``platform_tags(target)``."""
+    return list(_wheel_tags(target))
+
+
+@cache
+def _wheel_tags(target: Target) -> tuple[str, ...]:
+    from packaging import tags  # imported on first use: every command imports this module, few need tags
+
+    version, abi, platforms = target.spec.python, target.spec.abi, platform_tags(target)
+    found = [*tags.cpython_tags(version, [abi], platforms), *tags.compatible_tags(version, abi, platforms)]
+    return tuple(str(tag) for tag in found)
 
 
 def marker_environment(target: Target) -> dict[str, str]:

@@ -1,8 +1,9 @@
-"""Binary audit of ELF shared objects bound for a Lambda artifact.
+"""Binary audit of the ELF files bound for a Lambda artifact (wheel members and the function's source alike).
 
-Checks what makes an extension fail to load on Lambda: the wrong machine, a CPython ABI tag of another
-Python, and a glibc symbol version newer than the runtime's. Parsing uses only ``struct`` and never
-raises on truncated or odd files: it returns what it could read.
+A file is audited when it starts with the ELF magic, whatever its name, or is named as a shared object
+(``.so``, ``.so.1.2``), which must then be ELF. Checks what makes an extension fail to load on Lambda: the
+wrong machine, a CPython ABI tag of another Python, and a glibc symbol version newer than the runtime's.
+Parsing uses only ``struct`` and never raises on truncated or odd files: it returns what it could read.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ _GLIBC = re.compile(rb"GLIBC_(\d+)\.(\d+)(?:\.(\d+))?")
 #: Version nodes that are not ``GLIBC_x.y`` but need a minimum glibc.
 _GLIBC_SPECIAL = {b"GLIBC_ABI_DT_RELR": (2, 36)}
 _CPYTHON_SUFFIX = re.compile(r"\.cpython-(\d)(\d+)([a-z]*)-([A-Za-z0-9_]+-[A-Za-z0-9_]+-[A-Za-z0-9_]+)\.so$")
+#: A shared object's name: ``.so`` or a versioned ``.so.N[.M...]`` at the end, not ``.so`` anywhere (``Token.sol``).
+_SHARED_OBJECT = re.compile(r"\.so(\.\d+)*\Z")
+ELF_MAGIC = b"\x7fELF"
 
 
 @dataclass(frozen=True)
@@ -206,3 +210,18 @@ def audit_so(path_in_artifact: str, data: bytes, package: str, target: rules.Tar
     if info.glibc is not None and info.glibc > target.glibc:
         problems.append(f"{where}: needs GLIBC_{_dotted(info.glibc)}, {target.runtime} has {_dotted(target.glibc)}")
     return problems
+
+
+def is_shared_object_name(path: str) -> bool:
+    """Whether ``path``'s file name ends in ``.so`` or ``.so.N...`` (pure)."""
+    return _SHARED_OBJECT.search(path.rsplit("/", 1)[-1]) is not None
+
+
+def wants_audit(path: str, head: bytes) -> bool:
+    """Whether a file whose first bytes are ``head`` (4 are enough) is audited: ELF magic, or a shared object's name."""
+    return head[:4] == ELF_MAGIC or is_shared_object_name(path)
+
+
+def audit_file(path_in_artifact: str, data: bytes, origin: str, target: rules.Target) -> list[str]:
+    """``audit_so`` for a file that ``wants_audit``, else no problems."""
+    return audit_so(path_in_artifact, data, origin, target) if wants_audit(path_in_artifact, data[:4]) else []

@@ -1,8 +1,10 @@
 """Build artifacts into the build cache: fetch verified wheels, lay files out, audit binaries, zip.
 
-A cache hit (same key) copies nothing and rebuilds nothing. Layers put packages under ``python/``;
-bundles put the function's source and its own packages at the root. Console scripts (host
-shebangs), ``__pycache__`` and ``.pyc`` files are left out; ``.dist-info`` stays.
+A cache hit (same key, and the cached zip still hashes to what was built) copies nothing and rebuilds
+nothing; a cached zip that no longer matches is rebuilt, with a warning. Layers put packages under
+``python/``; bundles put the function's source and its own packages at the root. Wheel members are laid out
+and checked by ``wheelfile`` (console scripts, ``__pycache__`` and ``.pyc`` left out; ``.dist-info`` stays) and
+verified against RECORD as they are zipped. Every ELF file, the source's included, is audited first.
 """
 
 from __future__ import annotations
@@ -11,21 +13,24 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lbuild import rules
-from lbuild.builders import audit, zipper
+from lbuild.builders import audit, wheelfile, zipper
 from lbuild.builders.plan import ArtifactSpec
 from lbuild.builders.sources import SourceTree, scan
-from lbuild.builders.wheels import WheelRef, WheelStore, cache_dir
+from lbuild.builders.wheels import WheelRef, WheelStore, cache_dir, file_sha256
 from lbuild.errors import BuildError
 from lbuild.resolver.lockfile import LockedPackage
 
 Log = Callable[[str], None]
 SOURCE = "<source>"
+SOURCE_ORIGIN = "the function's source"
+BINARY_HINT = ("pin a version whose wheel is built for this target, or change the function's runtime/architecture; "
+               "then run `lbuild lock` (a binary in the function's source must be rebuilt for the target)")
 
 
 @dataclass(frozen=True)
@@ -52,18 +57,12 @@ def artifact_cache() -> Path:
     return cache_dir() / "artifacts"
 
 
-def wheel_member_path(member: str) -> str | None:
-    """Where a wheel member goes in site-packages layout (None: left out)."""
-    if member.endswith("/"):
-        return None
-    parts = member.split("/")
-    if "__pycache__" in parts or member.endswith((".pyc", ".pyo")):
-        return None
-    if parts[0].endswith(".data"):
-        if len(parts) > 2 and parts[1] in ("purelib", "platlib"):
-            return "/".join(parts[2:])
-        return None  # scripts (host shebangs), headers, data
-    return member
+def intact(path: Path, sha256: str, size: int) -> bool:
+    """Whether ``path`` is a file of ``size`` bytes hashing to ``sha256`` (a built zip, in the cache or dist/)."""
+    try:
+        return path.is_file() and path.stat().st_size == size and file_sha256(path) == sha256
+    except OSError:
+        return False
 
 
 def wheel_ref(package: LockedPackage, root: Path) -> WheelRef:
@@ -72,25 +71,44 @@ def wheel_ref(package: LockedPackage, root: Path) -> WheelRef:
     return WheelRef(w.filename, w.sha256, w.url, (root / w.path) if w.path else None, w.size)
 
 
-def installed_members(archive: zipfile.ZipFile, package: LockedPackage, target: rules.Target,
-                      problems: list[str]) -> Iterator[tuple[zipfile.ZipInfo, str, bytes | None]]:
-    """The members of a wheel that get installed, with their site-packages path; ``.so`` files are audited
-    (problems appended) and come with their bytes, which the audit had to read anyway."""
-    for info in archive.infolist():
-        path = wheel_member_path(info.filename)
-        if path is None:
-            continue
-        data = None
-        if ".so" in path.rsplit("/", 1)[-1]:
-            data = archive.read(info)
-            problems += audit.audit_so(path, data, package.name, target)
-        yield info, path, data
+def audit_wheel(archive: zipfile.ZipFile, members: Sequence[wheelfile.Member], wheel: Path,
+                package: LockedPackage, target: rules.Target) -> list[str]:
+    """Problems of the ELF members (by magic bytes) and shared-object-named members of a wheel on ``target``."""
+    problems: list[str] = []
+    for member in members:
+        head = wheelfile.read(archive, member, wheel, package.pin, limit=4)
+        if audit.wants_audit(member.path, head):
+            data = wheelfile.read(archive, member, wheel, package.pin)
+            problems += audit.audit_so(member.path, data, package.name, target)
+    return problems
 
 
-def artifact_keys(specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Target],
-                  epoch: int | None) -> tuple[dict[str, SourceTree], dict[str, str]]:
-    """The source tree of each bundle, and the build-cache key of every spec (by name); reads, never writes."""
-    sources = {s.name: scan(s.function.source, s.function.exclude) for s in specs if s.function is not None}
+def audit_source(source: SourceTree, target: rules.Target) -> list[str]:
+    """Problems of the ELF files (by magic bytes) and shared-object-named files of a function's source."""
+    problems: list[str] = []
+    for f in source.files:
+        with f.absolute.open("rb") as handle:
+            head = handle.read(4)
+        if audit.wants_audit(f.path, head):
+            problems += audit.audit_so(f.path, f.absolute.read_bytes(), SOURCE_ORIGIN, target)
+    return problems
+
+
+def binary_error(problems: Sequence[str], what: str, target: rules.Target, hint: str,
+                 where: str | None = None) -> BuildError:
+    """The one error for binaries that cannot load on ``target`` (``what``: "function x", "layer y")."""
+    return BuildError(
+        f"{len(problems)} binary file(s) in {what} cannot load on {target.describe()}: "
+        + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""),
+        where=where or what, hint=hint)
+
+
+def artifact_keys(specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Target], epoch: int | None,
+                  repository: Path | None = None) -> tuple[dict[str, SourceTree], dict[str, str]]:
+    """The source tree of each bundle (links followed inside ``repository``, see ``sources.scan``), and the
+    build-cache key of every spec (by name); reads, never writes."""
+    sources = {s.name: scan(s.function.source, s.function.exclude, repository)
+               for s in specs if s.function is not None}
     keys = {s.name: s.key(sources[s.name].digest if s.name in sources else "", epoch, targets[s.name].id)
             for s in specs}
     return sources, keys
@@ -109,8 +127,10 @@ class Builder:
 
     def build_all(self, specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Target]) -> list[Built]:
         """Build (or find in the cache) every spec; runs in parallel across artifacts."""
-        sources, keys = artifact_keys(specs, targets, self.epoch)
-        hits = {s.name: self._lookup(keys[s.name], s) for s in specs}
+        sources, keys = artifact_keys(specs, targets, self.epoch, self.root)
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:  # each hit is hashed again
+            found = list(pool.map(lambda s: self._lookup(keys[s.name], s), specs))
+        hits = {s.name: hit for s, hit in zip(specs, found, strict=True)}
         missing = [s for s in specs if hits[s.name] is None]
         wheels = {p.wheel.sha256: p for s in missing for p in s.packages}
         if wheels:
@@ -141,7 +161,10 @@ class Builder:
         except (OSError, ValueError, TypeError, KeyError):
             return None
         zip_path = found.path(self.cache)
-        if not zip_path.is_file() or zip_path.stat().st_size != found.zip_bytes:
+        if not intact(zip_path, found.sha256, found.zip_bytes):
+            if zip_path.is_file():
+                self.log(f"warning: the cached zip of {spec.kind} {spec.name} ({zip_path}) does not match its "
+                         "sha256: rebuilding it")
             return None
         return found
 
@@ -151,27 +174,19 @@ class Builder:
         problems: list[str] = []
         if source is not None:
             for f in source.files:
-                entries.append(zipper.Entry(f.path, f.mode, data=f.absolute.read_bytes()))
+                entries.append(zipper.Entry(f.path, f.mode, data=f.absolute.read_bytes(), origin=SOURCE_ORIGIN))
+            problems += audit_source(source, target)
             contributions[SOURCE] = source.bytes
         for package in spec.packages:
             wheel = self.store.fetch(wheel_ref(package, self.root))
-            prefix = spec.prefix
-
-            def rename(member: str, prefix: str = prefix) -> str | None:
-                path = wheel_member_path(member)
-                return None if path is None else prefix + path
-
-            package_entries = zipper.entries_from_zip(wheel, rename, origin=package.pin)
-            entries += package_entries
-            contributions[package.pin] = self._audit(wheel, package, target, problems)
+            with zipfile.ZipFile(wheel) as archive:
+                members = wheelfile.installed(archive, wheel, package.pin)
+                problems += audit_wheel(archive, members, wheel, package, target)
+            entries += [zipper.Entry(spec.prefix + m.path, m.mode, source_zip=wheel, member=m.info.filename,
+                                     origin=package.pin, digest=m.digest) for m in members]
+            contributions[package.pin] = sum(m.info.file_size for m in members)
         if problems:
-            raise BuildError(
-                f"{len(problems)} binary file(s) in {spec.kind} {spec.name} cannot load on {target.describe()}: "
-                + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""),
-                where=f"{spec.kind} {spec.name}",
-                hint="pin a version whose wheel is built for this target, or change the function's runtime/"
-                     "architecture; then run `lbuild lock`",
-            )
+            raise binary_error(problems, f"{spec.kind} {spec.name}", target, BINARY_HINT)
         out = self.cache / key[:2] / f"{key}.zip"
         out.parent.mkdir(parents=True, exist_ok=True)
         artifact = zipper.write_zip(entries, out, epoch=self.epoch)
@@ -180,11 +195,6 @@ class Builder:
                       tuple(sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))))
         self._save(built)
         return built
-
-    def _audit(self, wheel: Path, package: LockedPackage, target: rules.Target, problems: list[str]) -> int:
-        """Unzipped bytes this wheel contributes; binary problems are appended to ``problems``."""
-        with zipfile.ZipFile(wheel) as archive:
-            return sum(info.file_size for info, _, _ in installed_members(archive, package, target, problems))
 
     def _save(self, built: Built) -> None:
         meta = self.cache / built.key[:2] / f"{built.key}.json"

@@ -1,9 +1,10 @@
 """Container images for ``package_type = "image"`` functions, built by the Docker engine through the SDK.
 
-The build context holds the function's closure, unpacked from the verified wheel store (every ``.so``
-audited first), and its source; the Dockerfile comes from ``templates/Dockerfile`` (or the function's
-own). The build runs with no network, for the function's platform; the result's architecture is
-checked, because the classic builder silently builds amd64 from an amd64 base when asked for arm64.
+The build context holds the function's closure, unpacked from the verified wheel store (names checked before
+anything is written, each member verified against RECORD, every ELF file audited), and its source; the
+Dockerfile comes from ``templates/Dockerfile`` (or the function's own). The build runs with no network, for
+the function's platform; the result's architecture is checked, because the classic builder silently builds
+amd64 from an amd64 base when asked for arm64.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lbuild import rules
-from lbuild.builders.build import SOURCE, installed_members, wheel_ref
+from lbuild import rules, safepath
+from lbuild.builders import audit, wheelfile
+from lbuild.builders.build import BINARY_HINT, SOURCE, SOURCE_ORIGIN, binary_error, wheel_ref
 from lbuild.builders.sources import scan
 from lbuild.builders.wheels import WheelStore
 from lbuild.config import Function
@@ -63,41 +65,53 @@ def render_dockerfile(template: str, base_image: str, handler: str) -> str:
             .replace("{{handler}}", handler))
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    os.chmod(path, mode)
-    os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+def _write(root: Path, path: str, data: bytes, mode: int, where: str) -> None:
+    """Write ``data`` at the safe ``path`` under ``root`` (never outside it), with a fixed mode and mtime."""
+    target = safepath.inside(root, path, where)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    os.chmod(target, mode)
+    os.utime(target, (FIXED_MTIME, FIXED_MTIME))
 
 
 def prepare_context(fn: Function, packages: Sequence[LockedPackage], store: WheelStore, project_root: Path,
                     context: Path) -> dict[str, int]:
-    """Fill ``context`` with packages/ and source/; return unzipped bytes per package (and the source)."""
+    """Fill ``context`` with packages/ and source/; return unzipped bytes per package (and the source).
+
+    Every wheel member's name is checked and the source scanned before anything is written; each member is
+    verified against its RECORD row before it is written, and every ELF file is audited."""
     target = fn.target
-    contributions: dict[str, int] = {}
-    problems: list[str] = []
+    wheels = []
     for package in packages:
         wheel = store.fetch(wheel_ref(package, project_root), verify=True)
+        with zipfile.ZipFile(wheel) as archive:
+            wheels.append((package, wheel, wheelfile.installed(archive, wheel, package.pin)))
+    tree = scan(fn.source, fn.exclude, project_root)
+    packages_root = context / "packages" / TASK_ROOT.lstrip("/")
+    source_root = context / "source" / TASK_ROOT.lstrip("/")
+    contributions: dict[str, int] = {}
+    problems: list[str] = []
+    for package, wheel, members in wheels:
         total = 0
         with zipfile.ZipFile(wheel) as archive:
-            for info, path, audited in installed_members(archive, package, target, problems):
-                data = audited if audited is not None else archive.read(info)
-                mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
-                _write(context / "packages" / TASK_ROOT.lstrip("/") / path, data, mode)
+            for member in members:
+                data = wheelfile.read(archive, member, wheel, package.pin)
+                problems += audit.audit_file(member.path, data, package.name, target)
+                _write(packages_root, member.path, data, member.mode, wheelfile.where(package.pin, wheel,
+                                                                                      member.info.filename))
                 total += len(data)
         contributions[package.pin] = total
-    if problems:
-        raise BuildError(f"{len(problems)} binary file(s) for image function {fn.name} cannot load on "
-                         f"{target.describe()}: " + "; ".join(problems[:5]), where=f"function {fn.name}",
-                         hint="pin a version whose wheel is built for this target, then run `lbuild lock`")
-    tree = scan(fn.source, fn.exclude)
     for f in tree.files:
-        _write(context / "source" / TASK_ROOT.lstrip("/") / f.path, f.absolute.read_bytes(), f.mode)
+        data = f.absolute.read_bytes()
+        problems += audit.audit_file(f.path, data, SOURCE_ORIGIN, target)
+        _write(source_root, f.path, data, f.mode, str(f.absolute))
+    if problems:
+        raise binary_error(problems, f"image function {fn.name}", target, BINARY_HINT, f"function {fn.name}")
     contributions[SOURCE] = tree.bytes
     # Nested as packages/var/task/...: COPY to / then carries var/task's fixed mtime too (COPY into an existing
     # /var/task would stamp it with the build time, and every uncached build would make new layers).
-    (context / "packages" / TASK_ROOT.lstrip("/")).mkdir(parents=True, exist_ok=True)
-    (context / "source" / TASK_ROOT.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    packages_root.mkdir(parents=True, exist_ok=True)
+    source_root.mkdir(parents=True, exist_ok=True)
     for folder, dirs, _ in os.walk(context):
         for d in dirs:
             os.chmod(os.path.join(folder, d), stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
@@ -146,7 +160,7 @@ def build_image(fn: Function, project: str, packages: Sequence[LockedPackage], s
         contributions = prepare_context(fn, packages, store, project_root, context)
         dockerfile = fn.dockerfile.read_text(encoding="utf-8") if fn.dockerfile else \
             render_dockerfile(templates_dockerfile(), base, fn.handler)
-        _write(context / "Dockerfile", dockerfile.encode(), 0o644)
+        _write(context, "Dockerfile", dockerfile.encode(), 0o644, f"function {fn.name}")
         log(f"building image {tag}")
         try:
             image, _ = client.images.build(

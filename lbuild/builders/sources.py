@@ -1,24 +1,40 @@
-"""A function's source tree: the files that go into its bundle, after excludes, and their content hash."""
+"""A function's source tree: the files that go into its bundle, after excludes, and their content hash.
+
+Excludes have gitignore semantics (``pathspec``'s ``GitIgnoreSpec``, relative to the source folder): ``*``, ``?``,
+``[...]``, ``**``, a leading ``/`` anchors, a trailing ``/`` matches folders only, ``!`` re-includes, and nothing
+inside an excluded folder can be re-included. ``ALWAYS_EXCLUDED`` is applied on its own, so no ``!`` brings
+it back.
+
+Symbolic links are followed when their target stays inside the repository (the folder holding lbuild.toml) or
+the source folder: a link to a file ships that file's bytes under the link's path, a link to a folder ships the
+folder's tree. A link that leaves both, a dangling link and a link loop are errors (exit 4); so is anything that
+is neither a file nor a folder. Nothing is dropped silently.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-#: Never shipped, whatever the configuration says: secrets and host byte code.
-ALWAYS_EXCLUDED = (".env", ".env.*", "*.pyc", "__pycache__", ".git")
+from pathspec import GitIgnoreSpec
+
+from lbuild.errors import BuildError
+
+#: Never shipped, whatever the configuration says (no ``!`` pattern re-includes them): secrets and host byte code.
+ALWAYS_EXCLUDED = (".env*", ".git", "__pycache__", "*.pyc")
+CONFIG_NAME = "lbuild.toml"
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    path: str  # posix, relative to the source root
-    absolute: Path
+    path: str  # posix, relative to the source root (a link's own path, for a followed link)
+    absolute: Path  # where the bytes are read (a followed link's target)
     mode: int  # 0o644 or 0o755
     size: int
 
@@ -35,60 +51,116 @@ class SourceTree:
 
 
 @lru_cache(maxsize=256)
-def _pattern(glob: str) -> re.Pattern[str]:
-    """Compile a gitignore-like glob: ``**`` spans folders, ``*`` and ``?`` stay within one."""
-    out, i = "", 0
-    while i < len(glob):
-        c = glob[i]
-        if glob.startswith("**/", i):
-            out += "(?:.*/)?"
-            i += 3
+def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    return GitIgnoreSpec.from_lines(patterns)
+
+
+def _folder_matches(spec: GitIgnoreSpec, path: str) -> bool:
+    """Whether ``spec`` excludes the folder ``path`` itself, as git decides: the last pattern matching it wins, and
+    ``dir/**`` matches what is inside ``dir``, not ``dir`` (so ``dir/**`` + ``!dir/keep`` keeps ``dir/keep``)."""
+    excluded = False
+    for pattern in spec.patterns:
+        if pattern.include is None:
             continue
-        if glob.startswith("**", i):
-            out += ".*"
-            i += 2
-            continue
-        out += {"*": "[^/]*", "?": "[^/]"}.get(c, re.escape(c))
-        i += 1
-    return re.compile(out + r"\Z")
+        probe = path if str(pattern.pattern).rstrip().endswith("/**") else path + "/"
+        if pattern.match_file(probe) is not None:
+            excluded = pattern.include
+    return excluded
 
 
-def excluded(path: str, patterns: Sequence[str]) -> bool:
-    """Whether ``path`` (or a folder above it) matches a pattern; a pattern without ``/`` matches any name."""
-    parts = path.split("/")
-    for pattern in patterns:
-        anchored = "/" in pattern.rstrip("/")
-        glob = pattern.rstrip("/")
-        regex = _pattern(glob)
-        if anchored:
-            if any(regex.match("/".join(parts[: i + 1])) for i in range(len(parts))):
-                return True
-        elif any(regex.match(part) for part in parts):
-            return True
-    return False
+def excluded(path: str, patterns: Sequence[str], folder: bool = False) -> bool:
+    """Whether the file (or, with ``folder``, the folder) ``path`` is excluded by ``ALWAYS_EXCLUDED`` or
+    ``patterns``; the caller skips what is inside an excluded folder."""
+    specs = (_spec(ALWAYS_EXCLUDED), _spec(tuple(patterns)))
+    if folder:
+        return any(_folder_matches(spec, path) for spec in specs)
+    return any(spec.match_file(path) for spec in specs)
 
 
-def scan(root: Path, exclude: Sequence[str]) -> SourceTree:
-    """Walk ``root`` in sorted order, skipping excluded paths and symlinked folders; hash as we go."""
-    patterns = (*ALWAYS_EXCLUDED, *exclude)
-    files: list[SourceFile] = []
+def repository_of(root: Path) -> Path:
+    """The nearest folder at or above ``root`` that holds lbuild.toml (``root`` itself when none does)."""
+    for folder in (root, *root.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return root
+
+
+def _inside(path: str, base: str) -> bool:
+    return os.path.commonpath([path, base]) == base
+
+
+class _Walk:
+    """One scan: the excludes, the folders a link may point into, and the files found."""
+
+    def __init__(self, root: Path, exclude: Sequence[str], allowed: Sequence[str]) -> None:
+        self.root = root
+        self.exclude = tuple(exclude)
+        self.allowed = tuple(allowed)
+        self.files: list[SourceFile] = []
+
+    def error(self, rel: str, what: str, hint: str) -> BuildError:
+        return BuildError(what, where=str(self.root / rel), hint=hint)
+
+    def folder(self, real: str, prefix: str, chain: tuple[str, ...]) -> None:
+        """Walk the folder at ``real`` (a resolved path) whose files go under ``prefix``."""
+        with os.scandir(real) as scanner:
+            entries = sorted(scanner, key=lambda e: e.name)
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_symlink():
+                self.link(entry.path, rel, chain)
+            elif entry.is_dir(follow_symlinks=False):
+                if not excluded(rel, self.exclude, folder=True):
+                    self.folder(entry.path, rel + "/", (*chain, entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                if not excluded(rel, self.exclude):
+                    self.file(entry.path, rel, entry.stat(follow_symlinks=False))
+            elif not excluded(rel, self.exclude):
+                raise self.error(rel, f"{rel} in the source is neither a file nor a folder",
+                                 "remove it, or exclude it (exclude = [...] in lbuild.toml)")
+
+    def link(self, path: str, rel: str, chain: tuple[str, ...]) -> None:
+        """Follow the symbolic link at ``path`` when it stays inside, else raise."""
+        shown = os.readlink(path)
+        hint = "point the link inside the repository, replace it with what it points to, or exclude it"
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            if excluded(rel, self.exclude) or excluded(rel, self.exclude, folder=True):
+                return
+            if exc.errno == errno.ELOOP:
+                raise self.error(rel, f"symlink {rel} -> {shown} is a link loop", hint) from None
+            raise self.error(rel, f"symlink {rel} -> {shown} is dangling: its target does not exist", hint) from None
+        is_folder = stat.S_ISDIR(info.st_mode)
+        if excluded(rel, self.exclude, folder=is_folder):
+            return
+        target = os.path.realpath(path)
+        if not any(_inside(target, base) for base in self.allowed):
+            raise self.error(rel, f"symlink {rel} -> {shown} points outside the repository, to {target}", hint)
+        if is_folder:
+            if any(_inside(walked, target) for walked in chain):
+                raise self.error(rel, f"symlink {rel} -> {shown} is a link loop: {target} holds the link itself",
+                                 hint)
+            self.folder(target, rel + "/", (*chain, target))
+        elif stat.S_ISREG(info.st_mode):
+            self.file(target, rel, info)
+        else:
+            raise self.error(rel, f"symlink {rel} -> {shown} points to something neither a file nor a folder", hint)
+
+    def file(self, real: str, rel: str, info: os.stat_result) -> None:
+        mode = 0o755 if info.st_mode & 0o111 else 0o644
+        self.files.append(SourceFile(rel, Path(real), mode, info.st_size))
+
+
+def scan(root: Path, exclude: Sequence[str], repository: Path | None = None) -> SourceTree:
+    """Walk ``root`` in sorted order, skipping excluded paths and following links that stay inside
+    ``repository`` (default: ``repository_of(root)``) or ``root``; hash as we go."""
+    real_root = os.path.realpath(root)
+    allowed = (os.path.realpath(repository or repository_of(Path(real_root))), real_root)
+    walk = _Walk(root, exclude, allowed)
+    walk.folder(real_root, "", (real_root,))
+    files = sorted(walk.files, key=lambda f: f.path.encode())
     h = hashlib.sha256()
-    for folder, dirs, names in os.walk(root):
-        rel_folder = os.path.relpath(folder, root)
-        prefix = "" if rel_folder == "." else rel_folder.replace(os.sep, "/") + "/"
-        dirs[:] = sorted(d for d in dirs if not excluded(prefix + d, patterns)
-                         and not os.path.islink(os.path.join(folder, d)))
-        for name in sorted(names):
-            rel = prefix + name
-            if excluded(rel, patterns):
-                continue
-            absolute = Path(folder, name)
-            info = absolute.stat()
-            if not stat.S_ISREG(info.st_mode):
-                continue
-            mode = 0o755 if info.st_mode & 0o111 else 0o644
-            files.append(SourceFile(rel, absolute, mode, info.st_size))
-    files.sort(key=lambda f: f.path.encode())
     for f in files:
         h.update(f"{f.path}\0{f.mode:o}\0{f.size}\0".encode())
         h.update(hashlib.sha256(f.absolute.read_bytes()).digest())

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
+from lbuild.builders.proxy import proxy_for
 from lbuild.errors import ResolutionError
 
 if TYPE_CHECKING:  # urllib3, ssl and urllib.request are imported on first use: `lbuild lock` starts uv before
@@ -211,7 +212,7 @@ class WheelStore:
 
         h = hashlib.sha256()
         try:
-            response = _http().request("GET", _redact(ref.url), headers=_headers(ref.url), preload_content=False,
+            response = _http(ref.url).request("GET", _redact(ref.url), headers=_headers(ref.url), preload_content=False,
                                        timeout=urllib3.Timeout(connect=30, read=120))
         except urllib3.exceptions.HTTPError as exc:
             raise ResolutionError(f"download of {ref.filename} failed: {exc}", where=ref.source,
@@ -243,7 +244,7 @@ class Prefetcher:
 
     Name lookups made while uv runs can stall for seconds (seen here: 5 s, the resolver drops queries under
     uv's load), so each files host is looked up once, before uv starts, and its connections go to that
-    address (TLS still checks the host name). Behind a proxy, the ordinary pool is used.
+    address (TLS still checks the host name). A host reached through a proxy uses the ordinary pools.
     """
 
     def __init__(self, hosts: Sequence[str] = (), workers: int = 8, skip: frozenset[str] = frozenset()) -> None:
@@ -255,11 +256,10 @@ class Prefetcher:
         self._addresses: dict[str, str] = {}
         self._pinned: dict[str, urllib3.HTTPSConnectionPool] = {}
         remember_credentials(*hosts)  # the index URL: its files' URLs (from uv) carry no credentials
-        if _proxy_in_environment():
-            return
+        proxied = _proxy_in_environment()
         for host_url in hosts:
             host = urllib.parse.urlsplit(host_url).hostname
-            if host and host_url.startswith("https://"):
+            if host and host_url.startswith("https://") and not (proxied and proxy_for(host_url)):
                 with suppress(OSError):
                     self._addresses[host] = str(socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)[0][4][0])
 
@@ -269,7 +269,7 @@ class Prefetcher:
 
         with self._lock:
             pool = self._pinned.get(host)
-            if pool is None and host in self._addresses and not _https_proxy():
+            if pool is None and host in self._addresses and not proxy_for(f"https://{host}/"):
                 pool = self._pinned[host] = urllib3.HTTPSConnectionPool(
                     self._addresses[host], 443, maxsize=self._workers, server_hostname=host, assert_hostname=host,
                     retries=urllib3.Retry(total=2, backoff_factor=0.2), timeout=urllib3.Timeout(10, 30),
@@ -331,7 +331,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-_POOL: urllib3.PoolManager | None = None
+_POOLS: dict[str | None, urllib3.PoolManager] = {}  # by proxy URL (None: direct)
 _POOL_LOCK = threading.Lock()
 
 
@@ -353,14 +353,8 @@ def tls_context() -> ssl.SSLContext:
         return _TLS[0]
 
 
-def _https_proxy() -> str | None:
-    from urllib.request import getproxies
-
-    return getproxies().get("https")
-
-
 def _proxy_in_environment() -> bool:
-    """A cheap early test for a proxy (the full one, ``_https_proxy``, also reads the system's settings)."""
+    """A cheap early test for an HTTPS proxy (the full one, ``proxy_for``, imports urllib.request)."""
     return any(os.environ.get(k) for k in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"))
 
 
@@ -371,18 +365,20 @@ def file_url_path(url: str) -> Path:
     return Path(url2pathname(urllib.parse.urlsplit(url).path))
 
 
-def _http() -> urllib3.PoolManager:
-    """One connection pool for every download (keep-alive matters: metadata files are small and many)."""
+def _http(url: str) -> urllib3.PoolManager:
+    """The connection pool for ``url``: one per proxy (``proxy_for``), one for direct connections; each is kept
+    (keep-alive matters: metadata files are small and many)."""
     import urllib3
 
-    global _POOL
+    proxy = proxy_for(url)
     with _POOL_LOCK:
-        if _POOL is None:
+        pool = _POOLS.get(proxy)
+        if pool is None:
             retries = urllib3.Retry(total=_RETRIES, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504))
-            proxy = _https_proxy()
-            _POOL = urllib3.ProxyManager(proxy, maxsize=16, retries=retries, ssl_context=tls_context()) if proxy \
+            pool = _POOLS[proxy] = \
+                urllib3.ProxyManager(proxy, maxsize=16, retries=retries, ssl_context=tls_context()) if proxy \
                 else urllib3.PoolManager(maxsize=16, retries=retries, ssl_context=tls_context())
-        return _POOL
+        return pool
 
 
 #: Credentials of index URLs by realm (scheme, host, port): uv writes the URLs of an index's files without the
@@ -422,7 +418,7 @@ def _get_optional(url: str) -> bytes | None:
     import urllib3
 
     try:
-        response = _http().request("GET", _redact(url), headers=_headers(url), timeout=30)
+        response = _http(url).request("GET", _redact(url), headers=_headers(url), timeout=30)
     except urllib3.exceptions.HTTPError:
         return None
     return response.data if response.status == 200 else None

@@ -4,7 +4,8 @@ Entries are sorted by their UTF-8 path, share one timestamp (``SOURCE_DATE_EPOCH
 in UTC), carry a normalised mode (0644/0755), no extra fields, no comments and no directory entries.
 Bytes given as ``data`` are deflated at level 6 (stored when that does not shrink them); members of an
 existing zip (a verified wheel) are copied with their compressed bytes untouched, so those entries do
-not depend on the host's zlib at all.
+not depend on the host's zlib at all; one with a ``digest`` (its RECORD row) is inflated and hashed as it is
+copied, and a mismatch stops the write. Every path is checked by ``lbuild.safepath``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import base64
 import datetime as _dt
 import hashlib
 import os
-import re
 import struct
 import tempfile
 import zipfile
@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from lbuild.errors import BuildError
+from lbuild import safepath
+from lbuild.builders.record import Digest, Hasher
+from lbuild.errors import BuildError, ResolutionError
 
 #: Deflate level of ``data`` entries; with the zlib version it belongs in every artifact cache key.
 COMPRESSION_LEVEL = 6
@@ -48,14 +50,14 @@ _EOCD64 = struct.Struct("<IQHHIIQQQQ")  # 56 bytes
 _LOCATOR64 = struct.Struct("<IIQI")  # 20 bytes
 _DOS_MIN = _dt.datetime(1980, 1, 1, tzinfo=_dt.timezone.utc)
 _DOS_MAX = _dt.datetime(2107, 12, 31, 23, 59, 58, tzinfo=_dt.timezone.utc)
-_BAD_PATH = re.compile(r"(^|/)\.{0,2}(/|\Z)|^/|[\\\x00]")
 
 
 @dataclass(frozen=True)
 class Entry:
     """One file of a zip: its posix ``path``, ``mode``, and either ``data`` or ``member`` of ``source_zip``.
 
-    ``origin`` only describes where the entry came from (a package, a source file) in error messages.
+    ``origin`` only describes where the entry came from (a package, a source file) in error messages;
+    ``digest``, when given, is what the entry's uncompressed bytes must hash to (checked while writing).
     """
 
     path: str
@@ -64,6 +66,7 @@ class Entry:
     source_zip: Path | None = None
     member: str | None = None
     origin: str | None = None
+    digest: Digest | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -75,9 +78,10 @@ class Entry:
         except UnicodeEncodeError:
             raise BuildError(f"path is not valid UTF-8: {self.path!r}", where=self.describe(),
                              hint="rename the file, or exclude it") from None
-        if not self.path or len(encoded) > 0xFFFF or _BAD_PATH.search(self.path):
-            raise BuildError(f"unsafe path in artifact: {self.path!r}", where=self.describe(),
-                             hint="paths must be relative, without '.', '..', empty parts, '\\' or NUL")
+        if len(encoded) > 0xFFFF:
+            raise BuildError(f"unsafe path in artifact: {self.path[:80]!r}... is over 65,535 bytes",
+                             where=self.describe(), hint="shorten the path, or exclude the file")
+        safepath.check(self.path, self.describe())
 
     def describe(self) -> str:
         """Where this entry comes from, for messages."""
@@ -278,6 +282,7 @@ def write_zip(entries: Iterable[Entry], target: Path, epoch: int | None = None) 
                 if entry.data is not None:
                     crc = zlib.crc32(entry.data)
                     size = len(entry.data)
+                    _check_bytes(entry, entry.data)
                     method, payload = _deflate(entry.data)
                     compressed = len(payload)
                     raw: tuple[int, int] | None = None
@@ -293,6 +298,7 @@ def write_zip(entries: Iterable[Entry], target: Path, epoch: int | None = None) 
                         assert entry.source_zip is not None and entry.member is not None
                         with zipfile.ZipFile(entry.source_zip) as archive:
                             data = archive.read(entry.member)
+                        _check_bytes(entry, data)
                         crc, size = zlib.crc32(data), len(data)
                         method, payload = _deflate(data)
                         compressed = len(payload)
@@ -306,7 +312,7 @@ def write_zip(entries: Iterable[Entry], target: Path, epoch: int | None = None) 
                 if raw is None:
                     out.write(payload)
                 else:
-                    _copy(sources, entry, *raw, out)
+                    _copy(sources, entry, *raw, out, deflated=method == _DEFLATED)
                 central.append(_CENTRAL.pack(0x02014B50, _MADE_BY, _NEEDED, flags, method, time, date, crc,
                                              compressed, size, len(name), 0, 0, 0, 0,
                                              (_S_IFREG | entry.mode) << 16, offset) + name)
@@ -324,17 +330,62 @@ def write_zip(entries: Iterable[Entry], target: Path, epoch: int | None = None) 
                     zip_bytes=out.offset, unzipped_bytes=unzipped, files=len(ordered))
 
 
-def _copy(sources: _Sources, entry: Entry, start: int, length: int, out: _HashingWriter) -> None:
+def _check_bytes(entry: Entry, data: bytes) -> None:
+    if entry.digest is not None:
+        hasher = entry.digest.hasher()
+        hasher.update(data)
+        entry.digest.verify(hasher, len(data), entry.describe())
+
+
+class _Inflating:
+    """Hashes the uncompressed bytes of a member from its compressed chunks, in bounded memory."""
+
+    def __init__(self, entry: Entry, digest: Digest, deflated: bool) -> None:
+        self.entry = entry
+        self.digest = digest
+        self.hasher: Hasher = digest.hasher()
+        self.size = 0
+        self.inflater = zlib.decompressobj(-15) if deflated else None
+
+    def feed(self, chunk: bytes) -> None:
+        if self.inflater is None:
+            self._take(chunk)
+            return
+        try:
+            while chunk:
+                self._take(self.inflater.decompress(chunk, _CHUNK))
+                chunk = self.inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise ResolutionError(f"{self.entry.member!r} cannot be inflated: {exc}", where=self.entry.describe(),
+                                  hint="the wheel is broken; get it again, then run `lbuild lock`") from None
+
+    def _take(self, data: bytes) -> None:
+        self.hasher.update(data)
+        self.size += len(data)
+
+    def finish(self) -> None:
+        if self.inflater is not None:
+            self._take(self.inflater.flush())
+        self.digest.verify(self.hasher, self.size, self.entry.describe())
+
+
+def _copy(sources: _Sources, entry: Entry, start: int, length: int, out: _HashingWriter, deflated: bool) -> None:
+    """Copy a member's compressed bytes; with a digest, check them (inflated) on the way."""
     assert entry.source_zip is not None
     file = sources.file(entry.source_zip)
     file.seek(start)
+    check = _Inflating(entry, entry.digest, deflated) if entry.digest is not None else None
     left = length
     while left:
         chunk = file.read(min(left, _CHUNK))
         if not chunk:
             raise BuildError(f"{entry.source_zip} is truncated in {entry.member!r}", where=entry.describe())
         out.write(chunk)
+        if check is not None:
+            check.feed(chunk)
         left -= len(chunk)
+    if check is not None:
+        check.finish()
 
 
 def _write_end(out: _HashingWriter, central: list[bytes], target: Path) -> None:
