@@ -123,6 +123,10 @@ def entries_from_zip(path: Path, rename: Callable[[str], str | None], origin: st
     return entries
 
 
+EPOCH_HINT = ("leave it unset: lbuild's fixed timestamp keeps every zip the same across commits (a commit's time "
+              "would change every zip, layer and version on every commit)")
+
+
 def dos_timestamp(epoch: int | None = None) -> tuple[int, int]:
     """(time, date) in DOS format for ``epoch`` / ``SOURCE_DATE_EPOCH`` / 1980-01-01, in UTC, clamped."""
     if epoch is None:
@@ -131,9 +135,7 @@ def dos_timestamp(epoch: int | None = None) -> tuple[int, int]:
             try:
                 epoch = int(text)
             except ValueError:
-                raise BuildError(f"SOURCE_DATE_EPOCH={text!r} is not an integer",
-                                 hint="set it to seconds since 1970-01-01 UTC, e.g. $(git log -1 --format=%ct)") \
-                    from None
+                raise BuildError(f"SOURCE_DATE_EPOCH={text!r} is not an integer", hint=EPOCH_HINT) from None
     moment = _DOS_MIN
     if epoch is not None:
         try:

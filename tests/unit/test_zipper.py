@@ -353,3 +353,12 @@ def test_the_same_file_from_two_packages_is_written_once(tmp_path: Path) -> None
     artifact = write_zip(entries, tmp_path / "once.zip")
     with zipfile.ZipFile(artifact.path) as archive:
         assert archive.namelist().count("pkg/__init__.py") == 1
+
+
+def test_a_bad_source_date_epoch_says_leave_it_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(BuildError) as caught:
+        dos_timestamp()
+    assert caught.value.what == "SOURCE_DATE_EPOCH='yesterday' is not an integer"
+    assert (caught.value.hint or "").startswith("leave it unset")
+    assert "git log" not in (caught.value.hint or "")
