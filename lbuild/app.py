@@ -157,8 +157,9 @@ def plan(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, r
     from lbuild.publisher import preflight
 
     weight = preflight.canary_weight(project, names, canary)
+    chosen = aws.require_region(region or project.region)  # a bad region is a usage error before anything else
     found = built(project, names, dist)
-    return _read_and_plan(project, found, names, dist, aws, aws.require_region(region or project.region), log, weight)
+    return _read_and_plan(project, found, names, dist, aws, chosen, log, weight)
 
 
 def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None,
@@ -171,9 +172,9 @@ def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
     from lbuild.publisher.execute import Executor
 
     weight = preflight.canary_weight(project, names, canary)  # refused before anything is built
+    chosen = aws.require_region(region or project.region)
     with phase("packaging") as log:
         packaged = package(project, names, dist, log=log, locked=locked).manifest
-    chosen = aws.require_region(region or project.region)
     with phase("planning") as log:
         planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
     if not planned.plan.changes:  # nothing to do: no lock taken, no write made

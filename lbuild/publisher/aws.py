@@ -9,6 +9,7 @@ Settings come from the standard chain (``AWS_PROFILE``, ``AWS_REGION``/``AWS_DEF
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +45,10 @@ NOT_FOUND = frozenset({"ResourceNotFoundException", "NoSuchEntity", "404", "NotF
                        "RepositoryNotFoundException", "NoSuchDistribution"})
 THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling", "SlowDown",
                        "RequestLimitExceeded", "ThrottledException"})
+
+
+#: A region name's form (``eu-west-1``, ``us-gov-west-1``, ``cn-north-1``); regions newer than botocore are accepted.
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
 class Aws:
@@ -85,6 +90,10 @@ class Aws:
         if not chosen:
             raise ConfigError("no AWS region set", where="[project].region",
                               hint="set region in lbuild.toml, or AWS_REGION, or pass --region")
+        if not _REGION.match(chosen):
+            known = sorted(self.session.get_available_regions("lambda"))
+            raise ConfigError(f"'{chosen}' is not an AWS region", where="--region, AWS_REGION or [project].region",
+                              hint=f"use a region name such as {', '.join(known[:6]) or 'eu-west-1'}, ...")
         return chosen
 
     def client(self, service: str, region: str | None = None, retried: bool = True) -> Any:

@@ -802,3 +802,13 @@ def test_a_tag_dropped_from_lbuild_toml_is_removed_from_aws_and_a_foreign_one_ke
     assert tags["owner"] == "ops" and tags["team"] == "web" and tags["lbuild:tags"] == "team"
     assert result.counts["lambda.UntagResource"] == len(FUNCTIONS)
     assert result.counts["lambda.PublishVersion"] == 0, "tags are not part of a version"
+
+
+@pytest.mark.parametrize("region", ["eu-west", "EU-WEST-1", "https://lambda.eu-west-1.amazonaws.com", "nowhere"])
+def test_an_invalid_region_is_a_configuration_error_before_any_call(demo: Demo, region: str) -> None:
+    result = demo.run("plan", "--region", region)
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(f"error: '{region}' is not an AWS region (--region, AWS_REGION or "
+                                    "[project].region)")
+    assert "hint: use a region name such as " in result.stderr and "<html" not in result.stderr.lower()
+    assert result.recorder.calls == []
