@@ -119,9 +119,9 @@ class Executor:
         try:
             self.guard()
             failures += self._parallel([[s] for s in first if isinstance(s, UploadObject)])
-            failures += self._parallel([[s] for s in first if isinstance(s, PublishLayer)]) if not failures else []
             if not failures:
-                failures += self._parallel(list(by_function.values()))
+                failures += self._layers_then_functions([s for s in first if isinstance(s, PublishLayer)],
+                                                        list(by_function.values()))
             if failures:
                 self._not_run(release, "not moved: an earlier step failed")
             elif release:
@@ -244,6 +244,35 @@ class Executor:
         failures: list[LbuildError] = []
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures: list[Future[None]] = [pool.submit(self._chain, chain, failures) for chain in chains]
+            try:
+                for future in futures:
+                    future.result()
+            except KeyboardInterrupt:
+                self._stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return failures
+
+    def _layers_then_functions(self, layers: Sequence[PublishLayer],
+                               chains: Sequence[Sequence[Step]]) -> list[LbuildError]:
+        """Layers and function chains in one pool: a function starts as soon as the layers it attaches are
+        published (not when every layer is), and not at all when one of them failed."""
+        failures: list[LbuildError] = []
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            # FIFO: every layer is taken up before any function waits on one, so waiting cannot deadlock
+            published = {step.layer.name: pool.submit(self._chain, [step], failures) for step in layers}
+
+            def after_layers(chain: Sequence[Step]) -> None:
+                fn = _function_of(chain[0])
+                needed = [name for name in (fn.layers if fn is not None else ()) if name in published]
+                for name in needed:
+                    published[name].result()
+                if any(name not in self.layer_arns for name in needed):
+                    self._not_run(chain, "not run: a layer it attaches was not published")
+                    return
+                self._chain(chain, failures)
+
+            futures = [*published.values(), *(pool.submit(after_layers, chain) for chain in chains)]
             try:
                 for future in futures:
                     future.result()
