@@ -1,0 +1,188 @@
+"""Local projects (first-party code of a monorepo) as dependencies: found, hashed, built into wheels.
+
+A local project is a directory with a pyproject.toml named by a requirement (``name @ file:...``, a path
+line, ``-e PATH``) or by ``[tool.uv.sources] name = { path = ... }``. It is identified by its directory and
+a content hash of its source tree (``tree_hash``), never by its version; lbuild builds it with
+``uv build --wheel`` (``uv.build_wheel``) into the wheel store, and the resolver locks that wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from lbuild.builders.wheels import WheelRef, WheelStore
+from lbuild.config import IndexSettings
+from lbuild.errors import ConfigError, ResolutionError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Never part of a wheel: VCS data, caches, build output, virtual environments.
+_SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "build", "dist", ".tox", ".nox",
+              ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
+
+
+@dataclass(frozen=True)
+class LocalProject:
+    name: NormalizedName
+    directory: Path  # absolute, resolved
+    tree: str  # "sha256:..." over the files that would go into its wheel
+
+
+@dataclass(frozen=True)
+class BuiltProject:
+    project: LocalProject
+    ref: WheelRef  # in the wheel store
+
+
+def file_url_to_path(url: str, base: Path) -> Path:
+    """``file:///abs`` or ``file:REL`` (relative to ``base``, the directory of the file naming it)."""
+    rest = url[len("file:"):]
+    if rest.startswith("//"):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"file URL with a host: {url}")
+        return Path(urllib.parse.unquote(parsed.path))
+    return base / urllib.parse.unquote(rest)
+
+
+def project_name(directory: Path, where: str) -> NormalizedName:
+    """The ``[project].name`` of the local project at ``directory``."""
+    data = _pyproject(directory, where)
+    table = data.get("project")
+    name = table.get("name") if isinstance(table, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{directory} has no [project].name in its pyproject.toml", where,
+                          "give the local project a pyproject.toml with [project] name, version and build-system")
+    return canonicalize_name(name)
+
+
+def _pyproject(directory: Path, where: str) -> dict[str, object]:
+    path = directory / "pyproject.toml"
+    if not directory.is_dir():
+        raise ConfigError(f"local project {directory} does not exist", where,
+                          "a relative path is relative to the file that names it")
+    try:
+        data: dict[str, object] = tomllib.loads(path.read_text(encoding="utf-8"))
+        return data
+    except FileNotFoundError:
+        raise ConfigError(f"local project {directory} has no pyproject.toml", where,
+                          "lbuild builds local projects into wheels (PEP 517): add a pyproject.toml") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", where, "fix the file's TOML syntax") from None
+
+
+def uv_path_sources(pyproject: Path, data: Mapping[str, object]) -> dict[NormalizedName, Path]:
+    """``[tool.uv.sources]`` entries with a ``path`` (relative to the pyproject's directory), resolved."""
+    tool = data.get("tool")
+    uv = tool.get("uv") if isinstance(tool, dict) else None
+    sources = uv.get("sources") if isinstance(uv, dict) else None
+    out: dict[NormalizedName, Path] = {}
+    if not isinstance(sources, dict):
+        return out
+    for name, value in sources.items():
+        entries = value if isinstance(value, list) else [value]
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                out[canonicalize_name(name)] = (pyproject.parent / entry["path"]).resolve()
+    return out
+
+
+def tree_hash(directory: Path) -> str:
+    """A content hash of the files under ``directory`` that can go into its wheel (sorted, paths and bytes)."""
+    h = hashlib.sha256(b"lbuild-local-tree/1")
+    files: list[tuple[str, Path]] = []
+    for folder, dirs, names in os.walk(directory):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info")]
+        for name in names:
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(folder) / name
+            files.append((path.relative_to(directory).as_posix(), path))
+    for rel, path in sorted(files):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return "sha256:" + h.hexdigest()
+
+
+def discover(declared: Mapping[NormalizedName, Path], where: str) -> dict[NormalizedName, LocalProject]:
+    """The local projects ``declared``, plus those their own ``[tool.uv.sources]`` name (transitively)."""
+    out: dict[NormalizedName, LocalProject] = {}
+    todo = list(declared.items())
+    while todo:
+        name, directory = todo.pop()
+        directory = directory.resolve()
+        if name in out:
+            if out[name].directory != directory:
+                raise ConfigError(f"local project {name} is declared at two places: {out[name].directory} and "
+                                  f"{directory}", where, "point every reference to one directory")
+            continue
+        data = _pyproject(directory, where)
+        real = project_name(directory, where)
+        if real != name:
+            raise ConfigError(f"{directory} is the project {real}, not {name}", where,
+                              f"write `{real} @ file:...` or fix the path")
+        out[name] = LocalProject(name, directory, tree_hash(directory))
+        todo += list(uv_path_sources(directory / "pyproject.toml", data).items())
+    return out
+
+
+def build(project: LocalProject, index: IndexSettings, store: WheelStore) -> BuiltProject:
+    """Build ``project``'s wheel (reproducibly) and put it into the wheel store."""
+    from lbuild.resolver import uv
+
+    with tempfile.TemporaryDirectory(prefix="lbuild-build-") as tmp:
+        wheel = uv.build_wheel(project.directory, Path(tmp), index)
+        ref = WheelRef(wheel.name, _sha256(wheel), path=wheel, size=wheel.stat().st_size)
+        stored = store.fetch(ref)
+    return BuiltProject(project, WheelRef(ref.filename, ref.sha256, path=stored, size=ref.size))
+
+
+def build_all(projects: Iterable[LocalProject], index: IndexSettings, store: WheelStore
+              ) -> dict[NormalizedName, BuiltProject]:
+    return {p.name: build(p, index, store) for p in sorted(projects, key=lambda p: p.name)}
+
+
+def ensure_built(root: Path, packages: Iterable[tuple[str, str, str, str, str]], index: IndexSettings,
+                 store: WheelStore) -> None:
+    """Rebuild the locked local projects whose wheel is not in the store (a fresh cache, CI).
+
+    ``packages``: (name, project-relative directory, tree hash, wheel filename, wheel sha256).
+    """
+    for name, rel, tree, filename, sha256 in packages:
+        if store.has(WheelRef(filename, sha256)):
+            continue
+        directory = (root / rel).resolve()
+        project = LocalProject(canonicalize_name(name), directory, tree_hash(directory))
+        if project.tree != tree:
+            raise ResolutionError(f"local project {name} ({rel}) changed since lbuild.lock was written",
+                                  where=rel, hint="run `lbuild lock`")
+        built = build(project, index, store)
+        if built.ref.sha256 != sha256 or built.ref.filename != filename:
+            raise ResolutionError(
+                f"the wheel of local project {name} built from the same sources differs from the locked one "
+                f"({built.ref.filename} sha256 {built.ref.sha256}, locked {filename} sha256 {sha256})",
+                where=rel, hint="its build backend is not reproducible (SOURCE_DATE_EPOCH is fixed by lbuild); "
+                                "use one that is, e.g. hatchling, or run `lbuild lock` on this machine")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
