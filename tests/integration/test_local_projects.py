@@ -1,0 +1,207 @@
+"""Local projects (shared code in a monorepo) as dependencies, offline: every way to name one, the lock, rebuilds.
+
+Each project is a monorepo: ``libs/common`` (a local project built by ``tests/support/tinybackend.py``, whose
+wheel is in the test's find_links with the shared wheelhouse) and functions under ``functions/``. Tests run
+``python -m lbuild`` and open the zips in dist/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lbuild.resolver import lockfile
+from tests.support import Fn, MakeProject, run_lbuild
+from tests.support.tinybackend import backend_wheel
+from tests.support.wheelfactory import WheelSpec, build_wheel
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A find_links directory holding the test build backend's wheel."""
+    directory = tmp_path_factory.mktemp("backend")
+    backend_wheel(directory)
+    return directory
+
+
+def write_lib(directory: Path, name: str = "common", version: str = "0.1", deps: tuple[str, ...] = ("pureb",),
+              body: str = "VALUE = 1\n", sources: str = "") -> Path:
+    module = name.replace("-", "_")
+    (directory / module).mkdir(parents=True, exist_ok=True)
+    (directory / module / "__init__.py").write_text(body, encoding="utf-8")
+    (directory / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["tinybackend"]\nbuild-backend = "tinybackend"\n\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\ndependencies = {json.dumps(list(deps))}\n'
+        + sources, encoding="utf-8")
+    return directory
+
+
+def monorepo(root: Path, make_project: MakeProject, wheelhouse: Path, backend: Path,
+             functions: dict[str, Fn | str | None], links: tuple[Path, ...] = ()) -> Path:
+    write_lib(root / "libs" / "common")
+    return make_project(root, functions, find_links=[wheelhouse, backend, *links])
+
+
+def manifest(root: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((root / "dist" / "manifest.json").read_text())  # type: ignore[no-any-return]
+
+
+def shipped(root: Path, function: str) -> set[str]:
+    """Every file the function gets: its bundle's members and its layers' (``python/`` prefix dropped)."""
+    doc = manifest(root)
+    fn = next(f for f in doc["functions"] if f["name"] == function)
+    layers = {layer["name"]: layer for layer in doc["layers"]}
+    names: set[str] = set()
+    for entry, prefix in [(fn, ""), *((layers[n], "python/") for n in fn["layers"])]:
+        with zipfile.ZipFile(root / "dist" / entry["file"]) as archive:
+            names |= {n.removeprefix(prefix) for n in archive.namelist()}
+    return names
+
+
+def read_shipped(root: Path, function: str, member: str) -> bytes:
+    doc = manifest(root)
+    fn = next(f for f in doc["functions"] if f["name"] == function)
+    layers = {layer["name"]: layer for layer in doc["layers"]}
+    for entry, prefix in [(fn, ""), *((layers[n], "python/") for n in fn["layers"])]:
+        with zipfile.ZipFile(root / "dist" / entry["file"]) as archive:
+            if prefix + member in archive.namelist():
+                return archive.read(prefix + member)
+    raise KeyError(member)
+
+
+def package(root: Path) -> None:
+    done = run_lbuild(["package"], root)
+    assert done.returncode == 0, done.stderr
+
+
+def assert_ships_common(root: Path, *functions: str) -> None:
+    for function in functions:
+        names = shipped(root, function)
+        assert "common/__init__.py" in names, (function, sorted(names))
+        assert "common-0.1.dist-info/METADATA" in names
+        assert "pureb/__init__.py" in names  # the local project's own dependency, resolved for the target
+
+
+# --- each way of naming a local project ------------------------------------------------------------------------
+
+
+def test_relative_file_reference_is_relative_to_the_requirements_file(
+        tmp_path: Path, make_project: MakeProject, wheelhouse: Path, backend: Path) -> None:
+    monorepo(tmp_path, make_project, wheelhouse, backend, {"fa": "common @ file:../../libs/common\n"})
+    package(tmp_path)
+    assert_ships_common(tmp_path, "fa")
+
+
+def test_absolute_file_url_of_a_directory(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
+                                          backend: Path) -> None:
+    """Regression: a directory's pylock entry has no version (was: unexpected KeyError: 'version')."""
+    url = (tmp_path / "libs" / "common").as_uri()
+    monorepo(tmp_path, make_project, wheelhouse, backend, {"fa": f"common @ {url}\n"})
+    done = run_lbuild(["lock"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    package(tmp_path)
+    assert_ships_common(tmp_path, "fa")
+
+
+def test_path_line_and_editable_line(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
+                                     backend: Path) -> None:
+    monorepo(tmp_path, make_project, wheelhouse, backend,
+             {"fa": "../../libs/common\npurea\n", "fb": "-e ../../libs/common\n"})
+    package(tmp_path)
+    assert_ships_common(tmp_path, "fa", "fb")
+    # two functions share it: one layer holds it, as any locked package
+    doc = manifest(tmp_path)
+    layer = next(layer for layer in doc["layers"] if any(p.startswith("common==") for p in layer["packages"]))
+    assert sorted(layer["functions"]) == ["fa", "fb"] if "functions" in layer else True
+
+
+def test_pyproject_uv_path_source(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
+                                  backend: Path, lbuild_cache: Path) -> None:
+    """Regression: [tool.uv.sources] path sources were ignored and the name looked up on the index. A same-named
+    package at a higher version in find_links is never taken."""
+    decoy = tmp_path / "decoy"
+    build_wheel(WheelSpec("common", "9.0", files={"common/__init__.py": b"DECOY = True\n"}), decoy)
+    pyproject = ('[project]\nname = "fa"\nversion = "0"\ndependencies = ["common"]\n\n'
+                 '[tool.uv.sources]\ncommon = { path = "../../libs/common", editable = true }\n')
+    monorepo(tmp_path, make_project, wheelhouse, backend,
+             {"fa": Fn(pyproject, requirements_name="pyproject.toml"), "fb": "common\n"}, links=(decoy,))
+    package(tmp_path)
+    assert_ships_common(tmp_path, "fa", "fb")  # fb names it plainly: declared local in the project, still local
+    assert read_shipped(tmp_path, "fa", "common/__init__.py") == b"VALUE = 1\n"
+    assert read_shipped(tmp_path, "fb", "common/__init__.py") == b"VALUE = 1\n"
+    text = (tmp_path / "lbuild.lock").read_text()
+    assert "9.0" not in text and 'path = "libs/common"' in text and "source-tree = " in text
+
+
+# --- the lock: path and source-tree hash; a change rebuilds exactly what contains it ----------------------------------
+
+
+def test_changing_one_file_relocks_and_rebuilds_only_its_users(tmp_path: Path, make_project: MakeProject,
+                                                               wheelhouse: Path, backend: Path) -> None:
+    monorepo(tmp_path, make_project, wheelhouse, backend,
+             {"fa": "common @ file:../../libs/common\n", "fb": Fn("markerdemo\n", isolated=True)})
+    package(tmp_path)
+    assert run_lbuild(["lock", "--check"], tmp_path).returncode == 0
+    before = {f["name"]: f["sha256"] for f in manifest(tmp_path)["functions"]}
+    before_layers = {layer["name"] for layer in manifest(tmp_path)["layers"]}
+
+    (tmp_path / "libs/common/common/__init__.py").write_text("VALUE = 2\n", encoding="utf-8")  # same version
+    stale = run_lbuild(["lock", "--check"], tmp_path)
+    assert stale.returncode == 10, stale.stderr
+    package(tmp_path)
+    after = {f["name"]: f["sha256"] for f in manifest(tmp_path)["functions"]}
+    assert read_shipped(tmp_path, "fa", "common/__init__.py") == b"VALUE = 2\n"
+    assert after["fb"] == before["fb"]  # untouched
+    assert after["fa"] != before["fa"] or {layer["name"] for layer in manifest(tmp_path)["layers"]} != before_layers
+    assert run_lbuild(["lock", "--check"], tmp_path).returncode == 0
+
+
+def test_a_fresh_cache_builds_the_same_wheel(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
+                                             backend: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI: a clone with lbuild.lock and an empty cache builds the local project again, to the locked hash."""
+    monorepo(tmp_path, make_project, wheelhouse, backend, {"fa": "common @ file:../../libs/common\n"})
+    assert run_lbuild(["lock"], tmp_path).returncode == 0
+    locked = lockfile.read(tmp_path / "lbuild.lock")
+    assert locked is not None
+    monkeypatch.setenv("LBUILD_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    done = run_lbuild(["package", "--locked"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert lockfile.read(tmp_path / "lbuild.lock") == locked
+    assert_ships_common(tmp_path, "fa")
+
+
+def test_a_clone_elsewhere_is_up_to_date(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
+                                         backend: Path) -> None:
+    root = tmp_path / "repo"
+    monorepo(root, make_project, wheelhouse, backend, {"fa": "common @ file:../../libs/common\n"})
+    assert run_lbuild(["lock"], root).returncode == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(root, moved)
+    assert run_lbuild(["lock", "--check"], moved).returncode == 0
+
+
+def test_a_local_wheel_rebuilt_at_the_same_version_relocks(tmp_path: Path, make_project: MakeProject,
+                                                           wheelhouse: Path) -> None:
+    """Regression: ``name @ file:...whl`` rebuilt at the same version was "up to date" and shipped old code."""
+    wheels = tmp_path / "wheels"
+    build_wheel(WheelSpec("vendored", "1.0", files={"vendored/__init__.py": b"OLD = 1\n"}), wheels)
+    make_project(tmp_path, {"fa": "vendored @ file:../../wheels/vendored-1.0-py3-none-any.whl\n"})
+    package(tmp_path)
+    build_wheel(WheelSpec("vendored", "1.0", files={"vendored/__init__.py": b"NEW = 1\n"}), wheels)
+    assert run_lbuild(["lock", "--check"], tmp_path).returncode == 10
+    package(tmp_path)
+    assert read_shipped(tmp_path, "fa", "vendored/__init__.py") == b"NEW = 1\n"
+
+
+def test_missing_relative_directory_names_the_line(tmp_path: Path, make_project: MakeProject) -> None:
+    """Regression: a relative file: URL was resolved against a temporary directory, with a hint about conflicts."""
+    make_project(tmp_path, {"fa": "common @ file:../../libs/nothere\n"})
+    done = run_lbuild(["lock"], tmp_path)
+    assert done.returncode != 0
+    assert "functions/fa/requirements.txt:1" in done.stderr
+    assert "relative to the file that names it" in done.stderr
+    assert "conflicting" not in done.stderr
