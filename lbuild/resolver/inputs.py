@@ -192,11 +192,10 @@ def _local_line(text: str, base: Path, line: _Line) -> _Line:
     bracket = re.search(r"\[[^\]]*\]$", spec)
     if bracket:
         extras, spec = bracket.group(0), spec[:bracket.start()]
-    if spec.startswith("file:"):
-        directory = local_mod.file_url_to_path(spec, base)
-    else:
-        directory = base / spec
-    directory = directory.resolve()
+    if "://" in spec and not spec.startswith("file:"):
+        raise ConfigError(f"an editable requirement must be a local directory, not {spec}", line.where,
+                          "write `-e ../libs/common` (lbuild builds it into a wheel) or `name @ git+https://...`")
+    directory = (local_mod.file_url_to_path(spec, base) if spec.startswith("file:") else base / spec).resolve()
     if not directory.is_dir():
         raise ConfigError(f"local project {spec} does not exist ({directory})", line.where,
                           "a path is relative to the file that names it")

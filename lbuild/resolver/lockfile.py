@@ -163,7 +163,8 @@ def dumps(lock: Lock) -> str:
             deps = ", ".join("{ name = " + _s(d) + " }" for d in pkg.dependencies)
             out.append(f"dependencies = [{deps}]\n")
             if pkg.source_tree:
-                out.append(f"directory = {{ path = {_s(pkg.wheel.path or '')}, source-tree = {_s(pkg.source_tree)} }}\n")
+                where = _s(pkg.wheel.path or "")
+                out.append(f"directory = {{ path = {where}, source-tree = {_s(pkg.source_tree)} }}\n")
             w = pkg.wheel
             location = f"url = {_s(w.url)}" if w.url else f"path = {_s(w.path or '')}"
             out.append(

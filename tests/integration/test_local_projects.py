@@ -116,7 +116,7 @@ def test_path_line_and_editable_line(tmp_path: Path, make_project: MakeProject, 
     # two functions share it: one layer holds it, as any locked package
     doc = manifest(tmp_path)
     layer = next(layer for layer in doc["layers"] if any(p.startswith("common==") for p in layer["packages"]))
-    assert sorted(layer["functions"]) == ["fa", "fb"] if "functions" in layer else True
+    assert sorted(layer["functions"]) == ["fa", "fb"]
 
 
 def test_pyproject_uv_path_source(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
@@ -143,20 +143,28 @@ def test_pyproject_uv_path_source(tmp_path: Path, make_project: MakeProject, whe
 def test_changing_one_file_relocks_and_rebuilds_only_its_users(tmp_path: Path, make_project: MakeProject,
                                                                wheelhouse: Path, backend: Path) -> None:
     monorepo(tmp_path, make_project, wheelhouse, backend,
-             {"fa": "common @ file:../../libs/common\n", "fb": Fn("markerdemo\n", isolated=True)})
+             {"fa": "common @ file:../../libs/common\n", "fb": "../../libs/common\n", "fc": "markerdemo\n"})
     package(tmp_path)
     assert run_lbuild(["lock", "--check"], tmp_path).returncode == 0
-    before = {f["name"]: f["sha256"] for f in manifest(tmp_path)["functions"]}
-    before_layers = {layer["name"] for layer in manifest(tmp_path)["layers"]}
+    before = manifest(tmp_path)
 
     (tmp_path / "libs/common/common/__init__.py").write_text("VALUE = 2\n", encoding="utf-8")  # same version
     stale = run_lbuild(["lock", "--check"], tmp_path)
     assert stale.returncode == 10, stale.stderr
-    package(tmp_path)
-    after = {f["name"]: f["sha256"] for f in manifest(tmp_path)["functions"]}
+    done = run_lbuild(["package"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    after = manifest(tmp_path)
     assert read_shipped(tmp_path, "fa", "common/__init__.py") == b"VALUE = 2\n"
-    assert after["fb"] == before["fb"]  # untouched
-    assert after["fa"] != before["fa"] or {layer["name"] for layer in manifest(tmp_path)["layers"]} != before_layers
+    assert read_shipped(tmp_path, "fb", "common/__init__.py") == b"VALUE = 2\n"
+
+    def layer_of_common(doc: dict) -> str:  # type: ignore[type-arg]
+        return next(str(x["name"]) for x in doc["layers"] if "common==0.1" in x["packages"])
+
+    assert layer_of_common(after) != layer_of_common(before)  # the layer holding it is rebuilt (a new name)
+    fc_before = next(f for f in before["functions"] if f["name"] == "fc")
+    fc_after = next(f for f in after["functions"] if f["name"] == "fc")
+    assert (fc_after["sha256"], fc_after["cache_key"]) == (fc_before["sha256"], fc_before["cache_key"])
+    assert "(1 built, 3 from cache)" in done.stderr, done.stderr  # only that layer: the bundles hold app.py only
     assert run_lbuild(["lock", "--check"], tmp_path).returncode == 0
 
 

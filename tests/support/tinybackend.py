@@ -10,10 +10,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import sys
 import time
-import tomllib
 import zipfile
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 BACKEND_VERSION = "1.0"
 
