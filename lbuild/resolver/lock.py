@@ -135,9 +135,10 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     inputs = read_inputs(project)
     groups = plan_groups(project.functions)
     fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
-    if previous.inputs == _overall(fingerprints):
+    changed = changed_local_wheels(previous, project.root)
+    if previous.inputs == _overall(fingerprints) and not changed:
         return []
-    reasons = []
+    reasons = [f"wheel {filename} changed on disk since it was locked" for filename in sorted(changed)]
     locked = {f.name: f for f in previous.functions}
     for fn in project.functions:
         old = locked.pop(fn.name, None)
@@ -149,6 +150,28 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     return reasons or ["index settings in lbuild.toml changed"]
 
 
+def _local_wheel_file(wheel: LockedWheel, root: Path) -> Path | None:
+    if wheel.path:
+        return root / wheel.path
+    if wheel.url and wheel.url.startswith("file:"):
+        return wheels.file_url_path(wheel.url)
+    return None
+
+
+def changed_local_wheels(previous: Lock, root: Path) -> dict[str, str]:
+    """Locked wheel files on this machine (find_links, ``file:`` references) whose bytes are no longer the locked
+    ones, ``{filename: resolution id}``: a wheel rebuilt at the same version must re-lock, not ship the old code."""
+    out: dict[str, str] = {}
+    for resolution in previous.resolutions:
+        for pkg in resolution.packages:
+            path = None if pkg.source_tree else _local_wheel_file(pkg.wheel, root)
+            if path is None or not path.is_file():
+                continue  # a missing file fails when it is fetched, naming it
+            if path.stat().st_size != pkg.wheel.size or wheels.file_sha256(path) != pkg.wheel.sha256:
+                out[pkg.wheel.filename] = resolution.id
+    return out
+
+
 def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = False,
                  store: WheelStore | None = None, log: Log = _quiet) -> LockResult:
     """Resolve every function of ``project``; reuse each resolution whose inputs did not change."""
@@ -157,10 +180,11 @@ def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = 
     groups = plan_groups(project.functions)
     fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
     old = {r.id: r for r in previous.resolutions} if previous else {}
+    rebuilt = set(changed_local_wheels(previous, project.root).values()) if previous else set()
 
     def needs_work(group: Group) -> bool:
         before = old.get(group.id)
-        if before is None or before.inputs != fingerprints[group.id] or upgrade is True:
+        if before is None or before.inputs != fingerprints[group.id] or upgrade is True or group.id in rebuilt:
             return True
         return isinstance(upgrade, tuple) and any(canonicalize_name(p) in before.by_name for p in upgrade)
 
@@ -232,10 +256,13 @@ def _preferences(resolution: Resolution | None, root: Path) -> str | None:
         if pkg.source_tree:
             continue  # a local project is its built wheel, given as a constraint
         w = pkg.wheel
+        local_file = _local_wheel_file(w, root)
+        if local_file is not None and (not local_file.is_file() or wheels.file_sha256(local_file) != w.sha256):
+            continue  # rebuilt since: its old hash must not be preferred
         url = w.url or (root / (w.path or "")).resolve().as_uri()
         out.append(f'\n[[packages]]\nname = "{pkg.name}"\nversion = "{pkg.version}"\n'
                    f'wheels = [{{ url = "{url}", hashes = {{ sha256 = "{w.sha256}" }} }}]\n')
-    return "".join(out)
+    return "".join(out) if len(out) > 1 else None  # uv refuses a pylock.toml without packages
 
 
 def _compile(functions: Sequence[Function], inputs: Mapping[str, RequirementInput], project: Project,

@@ -213,3 +213,39 @@ def test_missing_relative_directory_names_the_line(tmp_path: Path, make_project:
     assert "functions/fa/requirements.txt:1" in done.stderr
     assert "relative to the file that names it" in done.stderr
     assert "conflicting" not in done.stderr
+
+
+def test_a_find_links_wheel_rebuilt_at_the_same_version_relocks(tmp_path: Path, make_project: MakeProject,
+                                                                wheelhouse: Path, lbuild_cache: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a wheel in find_links rebuilt at the same version was "up to date", a warm cache shipped the
+    old code and a fresh cache failed on the hash."""
+    wheels = tmp_path / "vendor" / "wheels"
+    build_wheel(WheelSpec("vendored", "1.0", files={"vendored/__init__.py": b"OLD = 1\n"}), wheels)
+    make_project(tmp_path, {"fa": "vendored\n"}, find_links=["vendor/wheels", wheelhouse])
+    package(tmp_path)
+    build_wheel(WheelSpec("vendored", "1.0", files={"vendored/__init__.py": b"NEW = 1\n"}), wheels)
+    stale = run_lbuild(["lock", "--check"], tmp_path)
+    assert stale.returncode == 10
+    assert "wheel vendored-1.0-py3-none-any.whl changed on disk since it was locked" in stale.stderr
+    package(tmp_path)  # warm cache
+    assert read_shipped(tmp_path, "fa", "vendored/__init__.py") == b"NEW = 1\n"
+    assert run_lbuild(["lock", "--check"], tmp_path).returncode == 0
+    monkeypatch.setenv("LBUILD_CACHE_DIR", str(tmp_path / "fresh-cache"))  # CI
+    done = run_lbuild(["package", "--locked"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert read_shipped(tmp_path, "fa", "vendored/__init__.py") == b"NEW = 1\n"
+
+
+def test_a_function_needing_only_a_local_project_relocks(tmp_path: Path, make_project: MakeProject,
+                                                         wheelhouse: Path, backend: Path) -> None:
+    write_lib(tmp_path / "libs" / "common", deps=())
+    make_project(tmp_path, {"fa": "-e ../../libs/common\n"}, find_links=[wheelhouse, backend])
+    package(tmp_path)
+    (tmp_path / "libs/common/common/extra.py").write_text("NEW = 1\n", encoding="utf-8")  # a new file counts
+    assert run_lbuild(["lock", "--check"], tmp_path).returncode == 10
+    package(tmp_path)
+    assert "common/extra.py" in shipped(tmp_path, "fa")
+    (tmp_path / "libs/common/common/__pycache__").mkdir()
+    (tmp_path / "libs/common/common/__pycache__/x.cpython-312.pyc").write_bytes(b"\0")  # never in a wheel
+    assert run_lbuild(["lock", "--check"], tmp_path).returncode == 0
