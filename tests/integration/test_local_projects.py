@@ -249,3 +249,25 @@ def test_a_function_needing_only_a_local_project_relocks(tmp_path: Path, make_pr
     (tmp_path / "libs/common/common/__pycache__").mkdir()
     (tmp_path / "libs/common/common/__pycache__/x.cpython-312.pyc").write_bytes(b"\0")  # never in a wheel
     assert run_lbuild(["lock", "--check"], tmp_path).returncode == 0
+
+
+def test_recommended_layout_with_a_library_that_needs_another(tmp_path: Path, make_project: MakeProject,
+                                                              wheelhouse: Path, backend: Path) -> None:
+    """repo/libs/{common,util}, repo/services/api/lbuild.toml: common names util in its own [tool.uv.sources]."""
+    repo = tmp_path / "repo"
+    write_lib(repo / "libs" / "util", name="util", deps=())
+    write_lib(repo / "libs" / "common", deps=("util",), sources='\n[tool.uv.sources]\nutil = { path = "../util" }\n')
+    service = repo / "services" / "api"
+    make_project(service, {"fa": "common @ file:../../../../libs/common\n"}, find_links=[wheelhouse, backend])
+    package(service)
+    names = shipped(service, "fa")
+    assert {"common/__init__.py", "util/__init__.py"} <= names
+    text = (service / "lbuild.lock").read_text()
+    assert 'path = "../../libs/common"' in text and 'path = "../../libs/util"' in text
+    assert str(tmp_path) not in text
+    (repo / "libs/util/util/__init__.py").write_text("VALUE = 3\n", encoding="utf-8")
+    assert run_lbuild(["lock", "--check"], service).returncode == 10
+    moved = tmp_path / "moved"
+    shutil.copytree(repo, moved)
+    assert run_lbuild(["lock"], moved / "services" / "api").returncode == 0
+    assert run_lbuild(["lock", "--check"], moved / "services" / "api").returncode == 0
