@@ -1,0 +1,90 @@
+"""Local projects: file URLs, the source-tree hash, discovery through [tool.uv.sources] (pure, no uv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from lbuild.errors import ConfigError
+from lbuild.resolver import local
+from lbuild.resolver.inputs import read_input
+
+
+def lib(directory: Path, name: str, sources: str = "") -> Path:
+    (directory / name).mkdir(parents=True, exist_ok=True)
+    (directory / name / "__init__.py").write_text("X = 1\n", encoding="utf-8")
+    (directory / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "1"\n{sources}',
+                                              encoding="utf-8")
+    return directory
+
+
+def test_file_urls_absolute_and_relative(tmp_path: Path) -> None:
+    assert local.file_url_to_path("file:///abs/libs/common", tmp_path) == Path("/abs/libs/common")
+    assert local.file_url_to_path("file://localhost/abs/x%20y", tmp_path) == Path("/abs/x y")
+    assert local.file_url_to_path("file:../libs/common", tmp_path) == tmp_path / "../libs/common"
+    with pytest.raises(ValueError):
+        local.file_url_to_path("file://server/share", tmp_path)
+
+
+@pytest.mark.parametrize("ignored", [".git/HEAD", "build/lib/x.py", "dist/x.whl", ".venv/bin/python",
+                                     "common/__pycache__/x.pyc", "common/x.pyc", "common.egg-info/PKG-INFO",
+                                     ".pytest_cache/v"])
+def test_tree_hash_leaves_out_what_no_wheel_holds(tmp_path: Path, ignored: str) -> None:
+    root = lib(tmp_path / "common", "common")
+    before = local.tree_hash(root)
+    (root / ignored).parent.mkdir(parents=True, exist_ok=True)
+    (root / ignored).write_text("noise", encoding="utf-8")
+    assert local.tree_hash(root) == before
+
+
+def test_tree_hash_follows_contents_names_and_new_files(tmp_path: Path) -> None:
+    root = lib(tmp_path / "common", "common")
+    before = local.tree_hash(root)
+    (root / "common/__init__.py").write_text("X = 2\n", encoding="utf-8")
+    edited = local.tree_hash(root)
+    assert edited != before
+    (root / "common/new.py").write_text("", encoding="utf-8")
+    added = local.tree_hash(root)
+    assert added not in (before, edited)
+    moved = tmp_path / "elsewhere"
+    root.rename(moved)
+    assert local.tree_hash(moved) == added  # the place is not part of it
+
+
+def test_discover_follows_uv_path_sources(tmp_path: Path) -> None:
+    lib(tmp_path / "util", "util")
+    common = lib(tmp_path / "common", "common", '[tool.uv.sources]\nutil = { path = "../util" }\n')
+    found = local.discover({canonicalize_name("common"): common}, "x")
+    assert sorted(found) == ["common", "util"]
+    assert found[canonicalize_name("util")].directory == (tmp_path / "util").resolve()
+
+
+def test_a_path_that_is_another_project_is_refused(tmp_path: Path) -> None:
+    common = lib(tmp_path / "common", "common")
+    with pytest.raises(ConfigError, match="is the project common, not other"):
+        local.discover({canonicalize_name("other"): common}, "x")
+
+
+def test_every_form_reads_as_the_plain_name(tmp_path: Path) -> None:
+    lib(tmp_path / "libs" / "common", "common")
+    fn = tmp_path / "fn"
+    fn.mkdir()
+    url = (tmp_path / "libs" / "common").as_uri()
+    for text in ("common @ file:../libs/common", f"common @ {url}", "../libs/common", "-e ../libs/common",
+                 "--editable=../libs/common"):
+        (fn / "requirements.txt").write_text(text + "\n", encoding="utf-8")
+        got = read_input(fn / "requirements.txt", tmp_path)
+        assert got.requirements == ("common",), text
+        assert list(got.local) == ["common"]
+    (fn / "requirements.txt").write_text('../libs/common[fast] ; python_version >= "3.9"\n', encoding="utf-8")
+    assert read_input(fn / "requirements.txt", tmp_path).requirements == ('common[fast]; python_version >= "3.9"',)
+
+
+def test_two_places_for_one_name_are_refused(tmp_path: Path) -> None:
+    lib(tmp_path / "a", "common")
+    lib(tmp_path / "b", "common")
+    (tmp_path / "requirements.txt").write_text("./a\n./b\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="named at two places"):
+        read_input(tmp_path / "requirements.txt", tmp_path)
