@@ -16,6 +16,7 @@ import pytest
 
 from lbuild.resolver import lockfile
 from tests.support import Fn, MakeProject, run_lbuild
+from tests.support.index_server import LocalIndex
 from tests.support.tinybackend import backend_wheel
 from tests.support.wheelfactory import WheelSpec, build_wheel
 
@@ -271,3 +272,20 @@ def test_recommended_layout_with_a_library_that_needs_another(tmp_path: Path, ma
     shutil.copytree(repo, moved)
     assert run_lbuild(["lock"], moved / "services" / "api").returncode == 0
     assert run_lbuild(["lock", "--check"], moved / "services" / "api").returncode == 0
+
+
+def test_a_local_name_is_never_asked_of_the_index(tmp_path: Path, make_project: MakeProject, backend: Path,
+                                                  local_index: LocalIndex) -> None:
+    """Dependency confusion: the index has common 9.0; the project declares common local (uv sources) for one
+    function, another names it plainly. The index is never asked for it."""
+    local_index.add(WheelSpec("common", "9.0", files={"common/__init__.py": b"DECOY = True\n"}))
+    local_index.add(WheelSpec("pureb", "1.0"))
+    write_lib(tmp_path / "libs" / "common")
+    pyproject = ('[project]\nname = "fa"\nversion = "0"\ndependencies = ["common"]\n\n'
+                 '[tool.uv.sources]\ncommon = { path = "../../libs/common" }\n')
+    make_project(tmp_path, {"fa": Fn(pyproject, requirements_name="pyproject.toml"), "fb": "common\n"},
+                 f'index_url = "{local_index.index_url()}"', find_links=[backend], no_index=False)
+    package(tmp_path)
+    assert read_shipped(tmp_path, "fb", "common/__init__.py") == b"VALUE = 1\n"
+    assert local_index.seen("/simple/pureb/")  # the index serves the rest
+    assert [r.path for r in local_index.requests if "common" in r.path] == []
