@@ -139,6 +139,12 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     if previous.inputs == _overall(fingerprints) and not changed:
         return []
     reasons = [f"wheel {filename} changed on disk since it was locked" for filename in sorted(changed)]
+    current = local_projects(inputs)
+    locked_trees = {p.name: p for r in previous.resolutions for p in r.packages if p.source_tree}
+    for name, pkg in sorted(locked_trees.items()):
+        now = current.get(canonicalize_name(name))
+        if now is not None and now.tree != pkg.source_tree:
+            reasons.append(f"local project {name} ({pkg.wheel.path}): its sources changed")
     locked = {f.name: f for f in previous.functions}
     for fn in project.functions:
         old = locked.pop(fn.name, None)

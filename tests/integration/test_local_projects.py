@@ -152,6 +152,7 @@ def test_changing_one_file_relocks_and_rebuilds_only_its_users(tmp_path: Path, m
     (tmp_path / "libs/common/common/__init__.py").write_text("VALUE = 2\n", encoding="utf-8")  # same version
     stale = run_lbuild(["lock", "--check"], tmp_path)
     assert stale.returncode == 10, stale.stderr
+    assert "local project common (libs/common): its sources changed" in stale.stderr
     done = run_lbuild(["package"], tmp_path)
     assert done.returncode == 0, done.stderr
     after = manifest(tmp_path)
