@@ -256,8 +256,17 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
     top: list[Requirement] = []
     annotated = any("via" in c for line in lines for c in line.comments)
     sources: set[Path] = set()
+    declared: dict[NormalizedName, Path] = {}
     for line in lines:
         req = _requirement(line)
+        if line.local is not None:  # pip-compile writes `-e file:...` with no hash: lbuild builds and hashes it
+            _declare(declared, canonicalize_name(req.name), line.local, line.where)
+            origins[canonicalize_name(req.name)] = line.where
+            vias = _via_files(line.comments)
+            if not annotated or vias:
+                top.append(req)
+                sources.update(path.parent / v for v in vias)
+            continue
         specs = list(req.specifier)
         if len(specs) != 1 or specs[0].operator not in ("==", "==="):
             raise ConfigError(f"{req.name} is not pinned with == in a lock that has --hash lines", line.where,
@@ -288,8 +297,9 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
         requirements.append(str(req))
         origins[str(req)] = origins[name]
     pinned = [f"{req.name}=={next(iter(req.specifier)).version}" for req in pins.values()]
+    projects = local_mod.discover(declared, _rel(path, root))
     return RequirementInput("pip-compile", tuple(requirements), tuple(pinned + constraints), hashes, origins,
-                            tuple(files), _digest(files))
+                            tuple(files), _digest(files, projects), projects)
 
 
 def _via_files(comments: list[str]) -> list[str]:

@@ -431,7 +431,7 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
             ) from None
         if source.is_lock:
             for name in closures[fn.name].names:
-                if name not in source.hashes:
+                if name not in source.hashes and name not in source.local:  # local projects: built, not hashed
                     raise _other_environment(group, name, candidates[name].version, "does not list it")
     used = sorted({n for c in closures.values() for n in c.names})
     dependents: dict[str, set[str]] = {n: set() for n in used}

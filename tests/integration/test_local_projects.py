@@ -7,6 +7,7 @@ wheel is in the test's find_links with the shared wheelhouse) and functions unde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import zipfile
@@ -290,3 +291,15 @@ def test_a_local_name_is_never_asked_of_the_index(tmp_path: Path, make_project: 
     assert read_shipped(tmp_path, "fb", "common/__init__.py") == b"VALUE = 1\n"
     assert local_index.seen("/simple/pureb/")  # the index serves the rest
     assert [r.path for r in local_index.requests if "common" in r.path] == []
+
+
+def test_editable_line_in_a_hashed_pip_compile_lock(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
+                                                    backend: Path) -> None:
+    """pip-compile --generate-hashes writes a local project as ``-e file:...`` without a hash: lbuild builds it;
+    the other pins keep their hashes."""
+    pureb = hashlib.sha256((wheelhouse / "pureb-1.0-py3-none-any.whl").read_bytes()).hexdigest()
+    text = ("-e file:../../libs/common\n    # via -r requirements.in\n"
+            f"pureb==1.0 \\\n    --hash=sha256:{pureb}\n    # via common\n")
+    monorepo(tmp_path, make_project, wheelhouse, backend, {"fa": text})
+    package(tmp_path)
+    assert_ships_common(tmp_path, "fa")
