@@ -88,3 +88,18 @@ def test_two_places_for_one_name_are_refused(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("./a\n./b\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="named at two places"):
         read_input(tmp_path / "requirements.txt", tmp_path)
+
+
+def test_lock_round_trips_a_local_project() -> None:
+    from lbuild.resolver import lockfile
+    from lbuild.rules import Target
+
+    wheel = lockfile.LockedWheel("common-0.1-py3-none-any.whl", "ab" * 32, 10, None, "../../libs/common")
+    pkg = lockfile.LockedPackage("common", "0.1", wheel, None, ("pureb",), "sha256:" + "cd" * 32)
+    res = lockfile.Resolution("python3.12-x86_64", Target("python3.12", "x86_64"), "x86_64-manylinux_2_34",
+                              ("fa",), "sha256:0", (pkg,))
+    lock = lockfile.Lock("sha256:1", (res,), (lockfile.FunctionLock("fa", res.id, "sha256:2", ("common",),
+                                                                    ("common",)),))
+    text = lockfile.dumps(lock)
+    assert 'directory = { path = "../../libs/common", source-tree = "sha256:' in text
+    assert lockfile.loads(text) == lock
