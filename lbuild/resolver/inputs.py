@@ -8,6 +8,7 @@ only its hashes are trusted for the files the target needs.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import sys
@@ -79,7 +80,7 @@ def read_input(path: Path | None, root: Path) -> RequirementInput:
         origins[str(req)] = line.where
     projects = local_mod.discover(declared, _rel(path, root))
     return RequirementInput("requirements", tuple(requirements), tuple(constraints), {}, origins,
-                            tuple(files), _digest(files, projects), projects)
+                            tuple(files), _digest(files, projects, root), projects)
 
 
 def _declare(declared: dict[NormalizedName, Path], name: NormalizedName, directory: Path, where: str) -> None:
@@ -89,12 +90,15 @@ def _declare(declared: dict[NormalizedName, Path], name: NormalizedName, directo
                           "point every reference to one directory")
 
 
-def _digest(files: list[Path], projects: Mapping[NormalizedName, local_mod.LocalProject] | None = None) -> str:
+def _digest(files: list[Path], projects: Mapping[NormalizedName, local_mod.LocalProject] | None = None,
+            root: Path | None = None) -> str:
     h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for name, project in sorted((projects or {}).items()):
-        h.update(f"local\0{name}\0{project.tree}\0".encode())  # its sources, not its version nor its place
+        # its sources and its place relative to the project (a clone elsewhere matches), not its version
+        where = os.path.relpath(project.directory, root.resolve()) if root is not None else ""
+        h.update(f"local\0{name}\0{project.tree}\0{Path(where).as_posix()}\0".encode())
     return h.hexdigest()
 
 
@@ -299,7 +303,7 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
     pinned = [f"{req.name}=={next(iter(req.specifier)).version}" for req in pins.values()]
     projects = local_mod.discover(declared, _rel(path, root))
     return RequirementInput("pip-compile", tuple(requirements), tuple(pinned + constraints), hashes, origins,
-                            tuple(files), _digest(files, projects), projects)
+                            tuple(files), _digest(files, projects, root), projects)
 
 
 def _via_files(comments: list[str]) -> list[str]:
@@ -358,4 +362,4 @@ def _read_pyproject(path: Path, root: Path) -> RequirementInput:
         origins[str(req)] = where
     projects = local_mod.discover(declared, where)
     return RequirementInput("pyproject", tuple(requirements), (), {}, origins, tuple(files),
-                            _digest(files, projects), projects)
+                            _digest(files, projects, root), projects)

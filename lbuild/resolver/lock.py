@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import json
 import os
 import re
 import sys
@@ -173,9 +174,40 @@ def changed_local_wheels(previous: Lock, root: Path) -> dict[str, str]:
             path = None if pkg.source_tree else _local_wheel_file(pkg.wheel, root)
             if path is None or not path.is_file():
                 continue  # a missing file fails when it is fetched, naming it
-            if path.stat().st_size != pkg.wheel.size or wheels.file_sha256(path) != pkg.wheel.sha256:
+            if path.stat().st_size != pkg.wheel.size or _file_sha256(path) != pkg.wheel.sha256:
                 out[pkg.wheel.filename] = resolution.id
     return out
+
+
+_HASHES = "local-file-hashes.json"
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a local wheel file, remembered in the cache by (path, size, mtime): `lock --check` reads big
+    find_links wheels once, not at every run."""
+    stat = path.stat()
+    key = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    memo = wheels.cache_dir() / _HASHES
+    try:
+        known: dict[str, str] = json.loads(memo.read_text(encoding="utf-8"))
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known.get(key), str):
+        return known[key]
+    digest = wheels.file_sha256(path)
+    known = {k: v for k, v in known.items() if not k.startswith(f"{path.resolve()}\0")}
+    known[key] = digest
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=".hashes-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(known, handle, sort_keys=True)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # only a cache
+    return digest
 
 
 def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = False,
@@ -263,7 +295,7 @@ def _preferences(resolution: Resolution | None, root: Path) -> str | None:
             continue  # a local project is its built wheel, given as a constraint
         w = pkg.wheel
         local_file = _local_wheel_file(w, root)
-        if local_file is not None and (not local_file.is_file() or wheels.file_sha256(local_file) != w.sha256):
+        if local_file is not None and (not local_file.is_file() or _file_sha256(local_file) != w.sha256):
             continue  # rebuilt since: its old hash must not be preferred
         url = w.url or (root / (w.path or "")).resolve().as_uri()
         out.append(f'\n[[packages]]\nname = "{pkg.name}"\nversion = "{pkg.version}"\n'
