@@ -19,7 +19,7 @@ from lbuild.resolver import lockfile
 from tests.support import Fn, MakeProject, run_lbuild
 from tests.support.index_server import LocalIndex
 from tests.support.tinybackend import backend_wheel
-from tests.support.wheelfactory import WheelSpec, build_wheel
+from tests.support.wheelfactory import WheelSpec, build_wheel, fake_elf
 
 
 @pytest.fixture(scope="session")
@@ -303,3 +303,23 @@ def test_editable_line_in_a_hashed_pip_compile_lock(tmp_path: Path, make_project
     monorepo(tmp_path, make_project, wheelhouse, backend, {"fa": text})
     package(tmp_path)
     assert_ships_common(tmp_path, "fa")
+
+
+def test_a_local_project_is_audited(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
+                                    backend: Path) -> None:
+    lib = write_lib(tmp_path / "libs" / "common")
+    (lib / "common" / "_ext.so").write_bytes(fake_elf("aarch64"))  # wrong machine for x86_64
+    make_project(tmp_path, {"fa": "../../libs/common\n"}, find_links=[wheelhouse, backend])
+    done = run_lbuild(["package"], tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert "common/_ext.so" in done.stderr and "common" in done.stderr
+
+
+def test_a_backend_missing_offline_says_so(tmp_path: Path, make_project: MakeProject, wheelhouse: Path) -> None:
+    write_lib(tmp_path / "libs" / "common")
+    make_project(tmp_path, {"fa": "../../libs/common\n"})  # the backend's wheel is not in find_links
+    done = run_lbuild(["lock"], tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "building the wheel of local project" in done.stderr and "libs/common" in done.stderr
+    assert "build backend's wheel must be in find_links" in done.stderr
+    assert not (tmp_path / "lbuild.lock").exists()
