@@ -84,7 +84,9 @@ def _pyproject(directory: Path, where: str) -> dict[str, object]:
 
 
 def uv_path_sources(pyproject: Path, data: Mapping[str, object]) -> dict[NormalizedName, Path]:
-    """``[tool.uv.sources]`` entries with a ``path`` (relative to the pyproject's directory), resolved."""
+    """``[tool.uv.sources]`` entries with a ``path`` (relative to the pyproject's directory) or ``workspace = true``
+    (a member of the enclosing ``[tool.uv.workspace]``), resolved. Other kinds (git, url, index) are refused: they
+    would otherwise fall through to the index under the same name."""
     tool = data.get("tool")
     uv = tool.get("uv") if isinstance(tool, dict) else None
     sources = uv.get("sources") if isinstance(uv, dict) else None
@@ -94,9 +96,45 @@ def uv_path_sources(pyproject: Path, data: Mapping[str, object]) -> dict[Normali
     for name, value in sources.items():
         entries = value if isinstance(value, list) else [value]
         for entry in entries:
+            key = canonicalize_name(name)
             if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-                out[canonicalize_name(name)] = (pyproject.parent / entry["path"]).resolve()
+                out[key] = (pyproject.parent / entry["path"]).resolve()
+            elif isinstance(entry, dict) and entry.get("workspace") is True:
+                out[key] = _workspace_member(pyproject, key)
+            else:
+                raise ConfigError(f"[tool.uv.sources] {name}: only path and workspace sources are supported",
+                                  str(pyproject), f"write `{name} @ git+https://...` or `{name} @ https://...` in "
+                                  "the dependencies, or give a path to a local checkout")
     return out
+
+
+def _workspace_member(pyproject: Path, name: NormalizedName) -> Path:
+    """The directory of workspace member ``name``, from the nearest ``[tool.uv.workspace]`` at or above."""
+    for folder in (pyproject.parent.resolve(), *pyproject.parent.resolve().parents):
+        candidate = folder / "pyproject.toml"
+        if not candidate.is_file():
+            continue
+        try:
+            data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        workspace = data.get("tool", {}).get("uv", {}).get("workspace")
+        if not isinstance(workspace, dict):
+            continue
+        excluded = {p.resolve() for pattern in workspace.get("exclude", []) for p in folder.glob(pattern)}
+        for pattern in workspace.get("members", []):
+            for member in sorted(folder.glob(pattern)):
+                if member.resolve() in excluded or not (member / "pyproject.toml").is_file():
+                    continue
+                try:
+                    if project_name(member, str(candidate)) == name:
+                        return member.resolve()
+                except ConfigError:
+                    continue
+        raise ConfigError(f"{name} is not a member of the uv workspace at {candidate}", str(pyproject),
+                          "add its directory to [tool.uv.workspace] members, or use a path source")
+    raise ConfigError(f"{name} = {{ workspace = true }} but no [tool.uv.workspace] encloses {pyproject}",
+                      str(pyproject), "use a path source: name = { path = \"../../libs/name\" }")
 
 
 def tree_hash(directory: Path) -> str:

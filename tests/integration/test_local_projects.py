@@ -323,3 +323,12 @@ def test_a_backend_missing_offline_says_so(tmp_path: Path, make_project: MakePro
     assert "building the wheel of local project" in done.stderr and "libs/common" in done.stderr
     assert "build backend's wheel must be in find_links" in done.stderr
     assert not (tmp_path / "lbuild.lock").exists()
+
+
+def test_uv_workspace_source(tmp_path: Path, make_project: MakeProject, wheelhouse: Path, backend: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["libs/*"]\n', encoding="utf-8")
+    pyproject = ('[project]\nname = "fa"\nversion = "0"\ndependencies = ["common"]\n\n'
+                 '[tool.uv.sources]\ncommon = { workspace = true }\n')
+    monorepo(tmp_path, make_project, wheelhouse, backend, {"fa": Fn(pyproject, requirements_name="pyproject.toml")})
+    package(tmp_path)
+    assert_ships_common(tmp_path, "fa")

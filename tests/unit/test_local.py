@@ -103,3 +103,20 @@ def test_lock_round_trips_a_local_project() -> None:
     text = lockfile.dumps(lock)
     assert 'directory = { path = "../../libs/common", source-tree = "sha256:' in text
     assert lockfile.loads(text) == lock
+
+
+def test_other_uv_sources_are_refused_not_looked_up(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "fa"\nversion = "0"\ndependencies = ["common"]\n\n'
+        '[tool.uv.sources]\ncommon = { git = "https://example.invalid/common" }\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="only path and workspace sources are supported"):
+        read_input(tmp_path / "pyproject.toml", tmp_path)
+
+
+def test_workspace_source_outside_a_workspace(tmp_path: Path) -> None:
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "pyproject.toml").write_text(
+        '[project]\nname = "fa"\nversion = "0"\ndependencies = ["common"]\n\n'
+        '[tool.uv.sources]\ncommon = { workspace = true }\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"no \[tool\.uv\.workspace\] encloses"):
+        read_input(tmp_path / "fn" / "pyproject.toml", tmp_path)
