@@ -332,3 +332,14 @@ def test_uv_workspace_source(tmp_path: Path, make_project: MakeProject, wheelhou
     monorepo(tmp_path, make_project, wheelhouse, backend, {"fa": Fn(pyproject, requirements_name="pyproject.toml")})
     package(tmp_path)
     assert_ships_common(tmp_path, "fa")
+
+
+def test_one_local_project_for_two_targets(tmp_path: Path, make_project: MakeProject, wheelhouse: Path,
+                                           backend: Path) -> None:
+    monorepo(tmp_path, make_project, wheelhouse, backend,
+             {"fa": "../../libs/common\n", "fb": Fn("../../libs/common\n", architecture="arm64", runtime="python3.11")})
+    package(tmp_path)
+    assert_ships_common(tmp_path, "fa", "fb")
+    locked = lockfile.read(tmp_path / "lbuild.lock")
+    assert locked is not None and len(locked.resolutions) == 2
+    assert len({r.by_name["common"].wheel.sha256 for r in locked.resolutions}) == 1  # built once
