@@ -3,6 +3,10 @@
 A pip-compile lock (a requirements file with ``--hash`` options) is read as *constraints plus trusted
 hashes*: its top-level entries (``# via -r ...``) become the requirements, every pin a constraint, and
 only its hashes are trusted for the files the target needs.
+
+Local projects (``name @ file:DIR``, path lines, ``-e PATH``, ``[tool.uv.sources]`` path/workspace entries;
+paths relative to the file naming them) become a plain ``name`` requirement plus an entry of
+``RequirementInput.local``; their source-tree hashes count in the input digest (``local.py``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each ``[[resolutions]]`` entry lists its packages in the PEP 751 ``[[packages]]`` layout (name,
 version, requires-python, dependencies, wheels with url or path, size and sha256), so other tools can
 read them; ``[functions.NAME]`` says which resolution a function uses and which packages it needs.
+A local project's package also has ``directory = { path, source-tree }``: its wheel is built by lbuild, its
+path is the project's directory and ``source-tree`` the hash of its sources.
 """
 
 from __future__ import annotations
