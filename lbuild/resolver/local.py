@@ -141,7 +141,13 @@ def tree_hash(directory: Path) -> str:
     """A content hash of the files under ``directory`` that can go into its wheel (sorted, paths and bytes)."""
     h = hashlib.sha256(b"lbuild-local-tree/1")
     files: list[tuple[str, Path]] = []
-    for folder, dirs, names in os.walk(directory):
+    seen: set[str] = set()
+    for folder, dirs, names in os.walk(directory, followlinks=True):  # a backend packs what a link points to
+        real = os.path.realpath(folder)
+        if real in seen:  # a link cycle
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info")]
         for name in names:
             if name.endswith((".pyc", ".pyo")):

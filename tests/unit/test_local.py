@@ -120,3 +120,15 @@ def test_workspace_source_outside_a_workspace(tmp_path: Path) -> None:
         '[tool.uv.sources]\ncommon = { workspace = true }\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"no \[tool\.uv\.workspace\] encloses"):
         read_input(tmp_path / "fn" / "pyproject.toml", tmp_path)
+
+
+def test_tree_hash_follows_a_linked_directory_and_survives_a_cycle(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "data.py").write_text("A = 1\n", encoding="utf-8")
+    root = lib(tmp_path / "common", "common")
+    (root / "common" / "shared").symlink_to(shared, target_is_directory=True)
+    (root / "common" / "loop").symlink_to(root / "common", target_is_directory=True)
+    before = local.tree_hash(root)
+    (shared / "data.py").write_text("A = 2\n", encoding="utf-8")
+    assert local.tree_hash(root) != before
