@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import urllib.parse
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,7 @@ def build(project: LocalProject, index: IndexSettings, store: WheelStore) -> Bui
     from lbuild.resolver import uv
 
     with tempfile.TemporaryDirectory(prefix="lbuild-build-") as tmp:
-        wheel = uv.build_wheel(project.directory, Path(tmp), index)
+        wheel = normalize_wheel(uv.build_wheel(project.directory, Path(tmp) / "out", index), Path(tmp))
         ref = WheelRef(wheel.name, _sha256(wheel), path=wheel, size=wheel.stat().st_size)
         stored = store.fetch(ref)
     return BuiltProject(project, WheelRef(ref.filename, ref.sha256, path=stored, size=ref.size))
@@ -222,6 +223,25 @@ def ensure_built(root: Path, packages: Iterable[tuple[str, str, str, str, str]],
                 f"({built.ref.filename} sha256 {built.ref.sha256}, locked {filename} sha256 {sha256})",
                 where=rel, hint="its build backend is not reproducible (SOURCE_DATE_EPOCH is fixed by lbuild); "
                                 "use one that is, e.g. hatchling, or run `lbuild lock` on this machine")
+
+
+def normalize_wheel(wheel: Path, workdir: Path) -> Path:
+    """The wheel rewritten so that its bytes depend on its members only, whatever the backend and the host:
+    members sorted (``.dist-info`` last), RECORD lines sorted, one timestamp, modes 0644/0755, stored
+    uncompressed (no dependence on the host's zlib)."""
+    with zipfile.ZipFile(wheel) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist() if not info.is_dir()]
+    out = workdir / wheel.name
+    stamp = (1980, 1, 1, 0, 0, 0)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for info, data in sorted(members, key=lambda m: (".dist-info/" in m[0].filename, m[0].filename)):
+            if info.filename.endswith(".dist-info/RECORD"):
+                data = b"".join(line + b"\n" for line in sorted(data.splitlines()) if line)
+            entry = zipfile.ZipInfo(info.filename, date_time=stamp)
+            entry.external_attr = (0o755 if (info.external_attr >> 16) & 0o111 else 0o644) << 16
+            entry.create_system = 3
+            archive.writestr(entry, data)
+    return out
 
 
 def _sha256(path: Path) -> str:

@@ -181,6 +181,7 @@ def build_wheel(project: Path, out_dir: Path, index: IndexSettings) -> Path:
     """Build the wheel of the local project at ``project`` into ``out_dir`` (reproducibly); its path."""
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
     env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", SOURCE_DATE_EPOCH=BUILD_EPOCH, PYTHONHASHSEED="0")
+    out_dir.mkdir(parents=True, exist_ok=True)
     try:
         done = subprocess.run(build_command(project, out_dir, index), cwd=project, env=env, capture_output=True,
                               text=True, errors="replace", check=False)

@@ -132,3 +132,30 @@ def test_tree_hash_follows_a_linked_directory_and_survives_a_cycle(tmp_path: Pat
     before = local.tree_hash(root)
     (shared / "data.py").write_text("A = 2\n", encoding="utf-8")
     assert local.tree_hash(root) != before
+
+
+def test_normalized_wheels_depend_on_their_members_only(tmp_path: Path) -> None:
+    import zipfile
+
+    def wheel(directory: Path, order: list[str], when: tuple[int, int, int, int, int, int], method: int) -> Path:
+        directory.mkdir()
+        path = directory / "common-0.1-py3-none-any.whl"
+        members = {"common/__init__.py": b"X = 1\n", "common-0.1.dist-info/METADATA": b"Name: common\n",
+                   "common-0.1.dist-info/RECORD": b"common/__init__.py,,\ncommon-0.1.dist-info/METADATA,,"}
+        with zipfile.ZipFile(path, "w", method) as archive:
+            for name in order:
+                archive.writestr(zipfile.ZipInfo(name, date_time=when), members[name])
+        return path
+
+    a = wheel(tmp_path / "a", ["common/__init__.py", "common-0.1.dist-info/METADATA", "common-0.1.dist-info/RECORD"],
+              (2020, 1, 1, 0, 0, 0), zipfile.ZIP_DEFLATED)
+    b = wheel(tmp_path / "b", ["common-0.1.dist-info/RECORD", "common-0.1.dist-info/METADATA", "common/__init__.py"],
+              (2024, 5, 6, 7, 8, 10), zipfile.ZIP_STORED)
+    (tmp_path / "na").mkdir()
+    (tmp_path / "nb").mkdir()
+    na = local.normalize_wheel(a, tmp_path / "na")
+    nb = local.normalize_wheel(b, tmp_path / "nb")
+    assert na.read_bytes() == nb.read_bytes()
+    with zipfile.ZipFile(na) as archive:
+        assert archive.namelist()[0] == "common/__init__.py"
+        assert archive.read("common-0.1.dist-info/RECORD").endswith(b"\n")
