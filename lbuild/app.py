@@ -68,6 +68,7 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log, lock
     remember_credentials(*filter(None, (project.index.index_url, *project.index.extra_index_urls)))
     store = store or WheelStore()
     current = _current_lock(project, locked=locked, store=store, log=log)
+    resolver.ensure_local_wheels(project, current, store)  # a fresh cache builds local projects again
     return builder.package(project, current, names, out, log=log, store=store, today=today)
 
 

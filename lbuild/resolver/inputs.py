@@ -3,11 +3,16 @@
 A pip-compile lock (a requirements file with ``--hash`` options) is read as *constraints plus trusted
 hashes*: its top-level entries (``# via -r ...``) become the requirements, every pin a constraint, and
 only its hashes are trusted for the files the target needs.
+
+Local projects (``name @ file:DIR``, path lines, ``-e PATH``, ``[tool.uv.sources]`` path/workspace entries;
+paths relative to the file naming them) become a plain ``name`` requirement plus an entry of
+``RequirementInput.local``; their source-tree hashes count in the input digest (``local.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import sys
@@ -16,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 
 from lbuild.errors import ConfigError
+from lbuild.resolver import local as local_mod
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,6 +48,7 @@ class RequirementInput:
     origins: Mapping[str, str] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
     digest: str = ""
+    local: Mapping[NormalizedName, local_mod.LocalProject] = field(default_factory=dict)  # local projects, by name
 
     @property
     def is_lock(self) -> bool:
@@ -53,6 +60,7 @@ class _Line:
     text: str
     where: str
     comments: list[str] = field(default_factory=list)
+    local: Path | None = None  # the directory of a local project this line names
 
 
 def read_input(path: Path | None, root: Path) -> RequirementInput:
@@ -67,18 +75,34 @@ def read_input(path: Path | None, root: Path) -> RequirementInput:
     if hashed:
         return _lock_input(path, root, lines, constraints, files)
     requirements, origins = [], {}
+    declared: dict[NormalizedName, Path] = {}
     for line in lines:
         req = _requirement(line)
+        if line.local is not None:
+            _declare(declared, canonicalize_name(req.name), line.local, line.where)
         requirements.append(str(req))
         origins[str(req)] = line.where
+    projects = local_mod.discover(declared, _rel(path, root))
     return RequirementInput("requirements", tuple(requirements), tuple(constraints), {}, origins,
-                            tuple(files), _digest(files))
+                            tuple(files), _digest(files, projects, root), projects)
 
 
-def _digest(files: list[Path]) -> str:
+def _declare(declared: dict[NormalizedName, Path], name: NormalizedName, directory: Path, where: str) -> None:
+    before = declared.setdefault(name, directory.resolve())
+    if before != directory.resolve():
+        raise ConfigError(f"local project {name} is named at two places: {before} and {directory.resolve()}", where,
+                          "point every reference to one directory")
+
+
+def _digest(files: list[Path], projects: Mapping[NormalizedName, local_mod.LocalProject] | None = None,
+            root: Path | None = None) -> str:
     h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, project in sorted((projects or {}).items()):
+        # its sources and its place relative to the project (a clone elsewhere matches), not its version
+        where = os.path.relpath(project.directory, root.resolve()) if root is not None else ""
+        h.update(f"local\0{name}\0{project.tree}\0{Path(where).as_posix()}\0".encode())
     return h.hexdigest()
 
 
@@ -147,16 +171,68 @@ def _read_requirements_file(
                 lines += sub_lines
                 constraints += sub_constraints
         elif option in ("-e", "--editable"):
-            raise ConfigError("editable requirements cannot go into a Lambda artifact", line.where,
-                              "build a wheel of it and list its directory in find_links, or copy the code into source")
+            # An editable install means nothing inside a zip: the same local project, built into a wheel.
+            target = value or (line.text.split(None, 1)[1] if len(words) > 1 else "")
+            if not target:
+                raise ConfigError(f"{option} needs a path", line.where, f"write `{option} ../libs/common`")
+            lines.append(_local_line(target.strip(), path.parent, line))
+        elif _is_path(line.text):
+            lines.append(_local_line(line.text, path.parent, line))
         elif option in _IGNORED_OPTIONS:
             continue
         elif option.startswith("-") and not option.startswith("--hash"):
             raise ConfigError(f"unsupported option {option} in a requirements file", line.where,
                               "set package indexes in lbuild.toml (index_url, extra_index_urls, find_links)")
         else:
-            lines.append(line)
+            lines.append(_direct_reference(line, path.parent, files))
     return lines, constraints
+
+
+def _is_path(text: str) -> bool:
+    return text.startswith(("./", "../", "/", ".\\", "file:")) or text == "."
+
+
+def _local_line(text: str, base: Path, line: _Line) -> _Line:
+    """A path line (``./libs/common[extra] ; marker``, ``file:...``, ``-e PATH``) as ``name[extra] ; marker``."""
+    spec, semicolon, marker = text.partition(";")
+    spec = spec.strip()
+    extras = ""
+    bracket = re.search(r"\[[^\]]*\]$", spec)
+    if bracket:
+        extras, spec = bracket.group(0), spec[:bracket.start()]
+    if "://" in spec and not spec.startswith("file:"):
+        raise ConfigError(f"an editable requirement must be a local directory, not {spec}", line.where,
+                          "write `-e ../libs/common` (lbuild builds it into a wheel) or `name @ git+https://...`")
+    directory = (local_mod.file_url_to_path(spec, base) if spec.startswith("file:") else base / spec).resolve()
+    if not directory.is_dir():
+        raise ConfigError(f"local project {spec} does not exist ({directory})", line.where,
+                          "a path is relative to the file that names it")
+    name = local_mod.project_name(directory, line.where)
+    text = f"{name}{extras}" + (f" ; {marker.strip()}" if semicolon else "")
+    return _Line(text, line.where, line.comments, directory)
+
+
+def _direct_reference(line: _Line, base: Path, files: list[Path]) -> _Line:
+    """``name @ file:...``: a directory is a local project; a wheel file gets an absolute URL and its bytes
+    count in the input digest (a wheel rebuilt at the same version re-locks)."""
+    if "@" not in line.text or "file:" not in line.text:
+        return line
+    try:
+        req = Requirement(_HASH_OPTION.sub("", line.text).strip())
+    except InvalidRequirement:
+        return line
+    if not req.url or not req.url.startswith("file:"):
+        return line
+    target = local_mod.file_url_to_path(req.url, base).resolve()
+    if target.is_dir():
+        req.url = None
+        return _Line(str(req), line.where, line.comments, target)
+    if not target.is_file():
+        raise ConfigError(f"{req.name} @ {req.url}: {target} does not exist", line.where,
+                          "a relative file: URL is relative to the file that names it")
+    req.url = target.as_uri()
+    files.append(target)
+    return _Line(str(req), line.where, line.comments)
 
 
 def _requirement(line: _Line) -> Requirement:
@@ -188,8 +264,17 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
     top: list[Requirement] = []
     annotated = any("via" in c for line in lines for c in line.comments)
     sources: set[Path] = set()
+    declared: dict[NormalizedName, Path] = {}
     for line in lines:
         req = _requirement(line)
+        if line.local is not None:  # pip-compile writes `-e file:...` with no hash: lbuild builds and hashes it
+            _declare(declared, canonicalize_name(req.name), line.local, line.where)
+            origins[canonicalize_name(req.name)] = line.where
+            vias = _via_files(line.comments)
+            if not annotated or vias:
+                top.append(req)
+                sources.update(path.parent / v for v in vias)
+            continue
         specs = list(req.specifier)
         if len(specs) != 1 or specs[0].operator not in ("==", "==="):
             raise ConfigError(f"{req.name} is not pinned with == in a lock that has --hash lines", line.where,
@@ -220,8 +305,9 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
         requirements.append(str(req))
         origins[str(req)] = origins[name]
     pinned = [f"{req.name}=={next(iter(req.specifier)).version}" for req in pins.values()]
+    projects = local_mod.discover(declared, _rel(path, root))
     return RequirementInput("pip-compile", tuple(requirements), tuple(pinned + constraints), hashes, origins,
-                            tuple(files), _digest(files))
+                            tuple(files), _digest(files, projects, root), projects)
 
 
 def _via_files(comments: list[str]) -> list[str]:
@@ -264,9 +350,20 @@ def _read_pyproject(path: Path, root: Path) -> RequirementInput:
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         raise ConfigError("[project].dependencies must be a list of strings", where,
                           'write dependencies = ["requests>=2", ...]')
+    sources = local_mod.uv_path_sources(path.resolve(), data)
     requirements, origins = [], {}
+    declared: dict[NormalizedName, Path] = {}
+    files = [path]
     for dep in deps:
-        req = _requirement(_Line(dep, where))
+        line = _direct_reference(_Line(dep, where), path.parent, files)
+        req = _requirement(line)
+        name = canonicalize_name(req.name)
+        directory = line.local or sources.get(name)
+        if directory is not None:
+            req.url = None
+            _declare(declared, name, directory, where)
         requirements.append(str(req))
         origins[str(req)] = where
-    return RequirementInput("pyproject", tuple(requirements), (), {}, origins, (path,), _digest([path]))
+    projects = local_mod.discover(declared, where)
+    return RequirementInput("pyproject", tuple(requirements), (), {}, origins, tuple(files),
+                            _digest(files, projects, root), projects)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import json
+import os
 import re
 import sys
 import tempfile
@@ -27,8 +29,9 @@ from lbuild import rules
 from lbuild.builders import wheels
 from lbuild.builders.wheels import WheelRef, WheelStore
 from lbuild.config import Function, IndexSettings, Project
-from lbuild.errors import ResolutionError
+from lbuild.errors import ConfigError, ResolutionError
 from lbuild.resolver import closure as closure_mod
+from lbuild.resolver import local as local_mod
 from lbuild.resolver import lockfile, uv
 from lbuild.resolver.inputs import RequirementInput, read_input
 from lbuild.resolver.lockfile import FunctionLock, Lock, LockedPackage, LockedWheel, Resolution
@@ -89,9 +92,24 @@ def index_fingerprint(index: IndexSettings, root: Path) -> str:
     return repr((url, index.extra_index_urls, tuple(links), index.no_index))
 
 
+def local_projects(inputs: Mapping[str, RequirementInput]) -> dict[NormalizedName, local_mod.LocalProject]:
+    """Every local project named anywhere in the project: none of these names is ever looked up on an index."""
+    out: dict[NormalizedName, local_mod.LocalProject] = {}
+    for fn_name in sorted(inputs):
+        for name, project in inputs[fn_name].local.items():
+            before = out.setdefault(name, project)
+            if before.directory != project.directory:
+                raise ConfigError(f"local project {name} is at {before.directory} for one function and at "
+                                  f"{project.directory} for function {fn_name}", f"function {fn_name}",
+                                  "point every reference to one directory (one version of a package per target)")
+    return out
+
+
 def group_fingerprint(group: Group, inputs: Mapping[str, RequirementInput], index: IndexSettings,
                       root: Path) -> str:
     h = hashlib.sha256(f"lbuild-lock/{lockfile.LOCK_VERSION}\0{group.id}\0{index_fingerprint(index, root)}".encode())
+    for name, project in sorted(local_projects(inputs).items()):  # they constrain every group
+        h.update(f"\0local\0{name}\0{project.tree}".encode())
     for fn in sorted(group.functions, key=lambda f: f.name):
         h.update(f"\0{fn.name}\0{inputs[fn.name].kind}\0{inputs[fn.name].digest}".encode())
     return "sha256:" + h.hexdigest()
@@ -118,9 +136,16 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     inputs = read_inputs(project)
     groups = plan_groups(project.functions)
     fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
-    if previous.inputs == _overall(fingerprints):
+    changed = changed_local_wheels(previous, project.root)
+    if previous.inputs == _overall(fingerprints) and not changed:
         return []
-    reasons = []
+    reasons = [f"wheel {filename} changed on disk since it was locked" for filename in sorted(changed)]
+    current = local_projects(inputs)
+    locked_trees = {p.name: p for r in previous.resolutions for p in r.packages if p.source_tree}
+    for name, pkg in sorted(locked_trees.items()):
+        now = current.get(canonicalize_name(name))
+        if now is not None and now.tree != pkg.source_tree:
+            reasons.append(f"local project {name} ({pkg.wheel.path}): its sources changed")
     locked = {f.name: f for f in previous.functions}
     for fn in project.functions:
         old = locked.pop(fn.name, None)
@@ -132,6 +157,59 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     return reasons or ["index settings in lbuild.toml changed"]
 
 
+def _local_wheel_file(wheel: LockedWheel, root: Path) -> Path | None:
+    if wheel.path:
+        return root / wheel.path
+    if wheel.url and wheel.url.startswith("file:"):
+        return wheels.file_url_path(wheel.url)
+    return None
+
+
+def changed_local_wheels(previous: Lock, root: Path) -> dict[str, str]:
+    """Locked wheel files on this machine (find_links, ``file:`` references) whose bytes are no longer the locked
+    ones, ``{filename: resolution id}``: a wheel rebuilt at the same version must re-lock, not ship the old code."""
+    out: dict[str, str] = {}
+    for resolution in previous.resolutions:
+        for pkg in resolution.packages:
+            path = None if pkg.source_tree else _local_wheel_file(pkg.wheel, root)
+            if path is None or not path.is_file():
+                continue  # a missing file fails when it is fetched, naming it
+            if path.stat().st_size != pkg.wheel.size or _file_sha256(path) != pkg.wheel.sha256:
+                out[pkg.wheel.filename] = resolution.id
+    return out
+
+
+_HASHES = "local-file-hashes.json"
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a local wheel file, remembered in the cache by (path, size, mtime): `lock --check` reads big
+    find_links wheels once, not at every run."""
+    stat = path.stat()
+    key = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    memo = wheels.cache_dir() / _HASHES
+    try:
+        known: dict[str, str] = json.loads(memo.read_text(encoding="utf-8"))
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known.get(key), str):
+        return known[key]
+    digest = wheels.file_sha256(path)
+    known = {k: v for k, v in known.items() if not k.startswith(f"{path.resolve()}\0")}
+    known[key] = digest
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=".hashes-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(known, handle, sort_keys=True)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # only a cache
+    return digest
+
+
 def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = False,
                  store: WheelStore | None = None, log: Log = _quiet) -> LockResult:
     """Resolve every function of ``project``; reuse each resolution whose inputs did not change."""
@@ -140,14 +218,21 @@ def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = 
     groups = plan_groups(project.functions)
     fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
     old = {r.id: r for r in previous.resolutions} if previous else {}
+    rebuilt = set(changed_local_wheels(previous, project.root).values()) if previous else set()
 
     def needs_work(group: Group) -> bool:
         before = old.get(group.id)
-        if before is None or before.inputs != fingerprints[group.id] or upgrade is True:
+        if before is None or before.inputs != fingerprints[group.id] or upgrade is True or group.id in rebuilt:
             return True
         return isinstance(upgrade, tuple) and any(canonicalize_name(p) in before.by_name for p in upgrade)
 
     todo = [g for g in groups if needs_work(g)]
+    built: dict[NormalizedName, local_mod.BuiltProject] = {}
+    if todo:
+        projects = local_projects(inputs)
+        if projects:
+            log(f"building {len(projects)} local project(s)")
+        built = local_mod.build_all(projects.values(), project.index, store)
     results: dict[str, tuple[Resolution, tuple[FunctionLock, ...]]] = {}
     for group in groups:
         if group not in todo and previous is not None:
@@ -157,7 +242,7 @@ def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = 
                 ThreadPoolExecutor(max_workers=min(4, len(todo))) as pool:
             futures = {
                 g.id: pool.submit(_resolve_group, g, inputs, project, old.get(g.id), upgrade,
-                                  fingerprints[g.id], store, Path(tmp) / g.id, log)
+                                  fingerprints[g.id], store, Path(tmp) / g.id, log, built)
                 for g in todo
             }
             for gid, future in futures.items():
@@ -178,10 +263,16 @@ class _Candidate:
     wheels: tuple[WheelRef, ...]
 
 
-def _write_inputs(workdir: Path, functions: Sequence[Function], inputs: Mapping[str, RequirementInput]
+def _write_inputs(workdir: Path, functions: Sequence[Function], inputs: Mapping[str, RequirementInput],
+                  built: Mapping[NormalizedName, local_mod.BuiltProject] | None = None
                   ) -> tuple[list[Path], list[Path]]:
     workdir.mkdir(parents=True, exist_ok=True)
     requirement_files, constraint_files = [], []
+    if built:  # each local project's name is its built wheel, whoever asks for it: no index is asked for it
+        con = workdir / "local.constraints.txt"
+        con.write_text("".join(f"{name} @ {b.ref.path.as_uri()}\n" for name, b in sorted(built.items())
+                               if b.ref.path is not None), encoding="utf-8")
+        constraint_files.append(con)
     for fn in functions:
         source = inputs[fn.name]
         req = workdir / f"{fn.name}.in"
@@ -200,18 +291,24 @@ def _preferences(resolution: Resolution | None, root: Path) -> str | None:
         return None
     out = ['lock-version = "1.0"\ncreated-by = "lbuild"\n']
     for pkg in resolution.packages:
+        if pkg.source_tree:
+            continue  # a local project is its built wheel, given as a constraint
         w = pkg.wheel
+        local_file = _local_wheel_file(w, root)
+        if local_file is not None and (not local_file.is_file() or _file_sha256(local_file) != w.sha256):
+            continue  # rebuilt since: its old hash must not be preferred
         url = w.url or (root / (w.path or "")).resolve().as_uri()
         out.append(f'\n[[packages]]\nname = "{pkg.name}"\nversion = "{pkg.version}"\n'
                    f'wheels = [{{ url = "{url}", hashes = {{ sha256 = "{w.sha256}" }} }}]\n')
-    return "".join(out)
+    return "".join(out) if len(out) > 1 else None  # uv refuses a pylock.toml without packages
 
 
 def _compile(functions: Sequence[Function], inputs: Mapping[str, RequirementInput], project: Project,
              target: rules.Target, workdir: Path, preferences: str | None, upgrade: Upgrade,
              on_url: Callable[[str], None] | None = None,
+             built: Mapping[NormalizedName, local_mod.BuiltProject] | None = None,
              ) -> tuple[dict[NormalizedName, _Candidate] | None, uv.CompileFailure | None]:
-    requirement_files, constraint_files = _write_inputs(workdir, functions, inputs)
+    requirement_files, constraint_files = _write_inputs(workdir, functions, inputs, built)
     output = workdir / "pylock.toml"
     if preferences and upgrade is not True:
         output.write_text(preferences, encoding="utf-8")
@@ -219,7 +316,11 @@ def _compile(functions: Sequence[Function], inputs: Mapping[str, RequirementInpu
     failure = uv.run_compile(command, workdir, on_url)
     if failure:
         return None, failure
-    return _parse_pylock(output.read_text(encoding="utf-8")), None
+    candidates = _parse_pylock(output.read_text(encoding="utf-8"))
+    for name, b in (built or {}).items():
+        if name in candidates:
+            candidates[name] = _Candidate(name, candidates[name].version, (b.ref,))
+    return candidates, None
 
 
 def _parse_pylock(text: str) -> dict[NormalizedName, _Candidate]:
@@ -228,12 +329,18 @@ def _parse_pylock(text: str) -> dict[NormalizedName, _Candidate]:
     for package in data.get("packages", []):
         name = canonicalize_name(package["name"])
         wheels = []
-        for wheel in package.get("wheels", []):
+        entries = list(package.get("wheels", []))
+        if isinstance(package.get("archive"), dict):  # a direct reference to a wheel file
+            entries.append(package["archive"])
+        for wheel in entries:
             url = wheel.get("url")
             path = Path(wheel["path"]) if wheel.get("path") else None
             filename = wheel.get("name") or urllib.parse.unquote((url or str(path)).rsplit("/", 1)[-1])
+            if "sha256" not in wheel.get("hashes", {}):
+                continue
             wheels.append(WheelRef(filename, wheel["hashes"]["sha256"], url, path, wheel.get("size")))
-        out[name] = _Candidate(name, str(package["version"]), tuple(wheels))
+        # A directory or source tree has no version in pylock.toml; lbuild replaces local projects by their wheels.
+        out[name] = _Candidate(name, str(package.get("version", "")), tuple(wheels))
     return out
 
 
@@ -307,7 +414,8 @@ def _trusted_hashes(group: Group, inputs: Mapping[str, RequirementInput]) -> dic
 
 def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project: Project,
                    previous: Resolution | None, upgrade: Upgrade, fingerprint: str, store: WheelStore,
-                   workdir: Path, log: Log) -> tuple[Resolution, tuple[FunctionLock, ...]]:
+                   workdir: Path, log: Log, built: Mapping[NormalizedName, local_mod.BuiltProject] | None = None
+                   ) -> tuple[Resolution, tuple[FunctionLock, ...]]:
     target = group.target
     platform = rules.uv_platform(target)
     names = tuple(fn.name for fn in group.functions)
@@ -326,9 +434,9 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
     try:
         candidates, failure = _compile(group.functions, inputs, project, target, workdir,
                                        _preferences(previous, project.root), upgrade,
-                                       prefetcher.want if prefetcher else None)
+                                       prefetcher.want if prefetcher else None, built)
         if failure is not None or candidates is None:
-            raise _diagnose(group, inputs, project, workdir, failure)
+            raise _diagnose(group, inputs, project, workdir, failure, built)
         trusted = _trusted_hashes(group, inputs)
         chosen = {name: _select_wheel(c, target, trusted.get(name), group) for name, c in candidates.items()}
 
@@ -355,7 +463,7 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
             ) from None
         if source.is_lock:
             for name in closures[fn.name].names:
-                if name not in source.hashes:
+                if name not in source.hashes and name not in source.local:  # local projects: built, not hashed
                     raise _other_environment(group, name, candidates[name].version, "does not list it")
     used = sorted({n for c in closures.values() for n in c.names})
     dependents: dict[str, set[str]] = {n: set() for n in used}
@@ -363,9 +471,12 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
         for name, parents in c.required_by.items():
             for parent in parents - {closure_mod.ROOT}:
                 dependents[parent].add(name)
+    local = built or {}
     packages = tuple(
-        LockedPackage(name, candidates[name].version, _locked_wheel(chosen[name], store, project.root),
-                      metadata[name].requires_python, tuple(sorted(dependents[name])))
+        LockedPackage(name, metadata[name].version if name in local else candidates[name].version,
+                      _locked_wheel(chosen[name], store, project.root, local.get(name)),
+                      metadata[name].requires_python, tuple(sorted(dependents[name])),
+                      local[name].project.tree if name in local else None)
         for name in used
     )
     resolution = Resolution(group.id, target, platform, names, fingerprint, packages)
@@ -387,8 +498,12 @@ def _read_metadata(chosen: Mapping[NormalizedName, WheelRef], store: WheelStore,
     return {name: out[name] for name in chosen}
 
 
-def _locked_wheel(ref: WheelRef, store: WheelStore, root: Path) -> LockedWheel:
+def _locked_wheel(ref: WheelRef, store: WheelStore, root: Path,
+                  built: local_mod.BuiltProject | None = None) -> LockedWheel:
     size = ref.size if ref.size is not None else store.fetch(ref).stat().st_size
+    if built is not None:  # located by its directory (relative to the project, so a clone elsewhere matches)
+        where = Path(os.path.relpath(built.project.directory, root.resolve())).as_posix()
+        return LockedWheel(ref.filename, ref.sha256, size, None, where)
     url = ref.url
     if url and url.startswith("file:"):
         local = wheels.file_url_path(url)
@@ -413,7 +528,8 @@ def _function_locks(group: Group, inputs: Mapping[str, RequirementInput],
 
 
 def _diagnose(group: Group, inputs: Mapping[str, RequirementInput], project: Project, workdir: Path,
-              failure: uv.CompileFailure | None) -> ResolutionError:
+              failure: uv.CompileFailure | None,
+              built: Mapping[NormalizedName, local_mod.BuiltProject] | None = None) -> ResolutionError:
     """Turn a failed joint resolution into an error that names the function(s) and requirement(s)."""
     assert failure is not None
     functions = [fn for fn in group.functions if inputs[fn.name].requirements]
@@ -421,7 +537,7 @@ def _diagnose(group: Group, inputs: Mapping[str, RequirementInput], project: Pro
     if len(functions) > 1:
         with ThreadPoolExecutor(max_workers=4) as pool:
             runs = {fn.name: pool.submit(_compile, (fn,), inputs, project, group.target, workdir / fn.name,
-                                         None, False) for fn in functions}
+                                         None, False, None, built) for fn in functions}
         for fn in functions:
             result, own_failure = runs[fn.name].result()
             if own_failure is not None:
@@ -432,7 +548,7 @@ def _diagnose(group: Group, inputs: Mapping[str, RequirementInput], project: Pro
             if not _disagree(alone[a.name], alone[b.name]):
                 continue
             _, pair_failure = _compile((a, b), inputs, project, group.target, workdir / f"{a.name}+{b.name}",
-                                       None, False)
+                                       None, False, None, built)
             if pair_failure is not None:
                 return _conflict(group.target, (a, b), inputs, pair_failure)
         return _conflict(group.target, tuple(functions), inputs, failure)
@@ -502,3 +618,10 @@ def _words(text: str) -> set[str]:
 
 def _req_name(requirement: str) -> str:
     return Requirement(requirement).name
+
+
+def ensure_local_wheels(project: Project, lock: Lock, store: WheelStore) -> None:
+    """Build the wheels of the locked local projects the store lacks (a fresh cache): same sources, same wheel."""
+    wanted = {(p.name, p.wheel.path or "", p.source_tree, p.wheel.filename, p.wheel.sha256)
+              for r in lock.resolutions for p in r.packages if p.source_tree}
+    local_mod.ensure_built(project.root, sorted(wanted), project.index, store)

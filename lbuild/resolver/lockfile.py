@@ -3,6 +3,8 @@
 Each ``[[resolutions]]`` entry lists its packages in the PEP 751 ``[[packages]]`` layout (name,
 version, requires-python, dependencies, wheels with url or path, size and sha256), so other tools can
 read them; ``[functions.NAME]`` says which resolution a function uses and which packages it needs.
+A local project's package also has ``directory = { path, source-tree }``: its wheel is built by lbuild, its
+path is the project's directory and ``source-tree`` the hash of its sources.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class LockedPackage:
     wheel: LockedWheel
     requires_python: str | None = None
     dependencies: tuple[str, ...] = ()
+    source_tree: str | None = None  # a local project: the hash of its sources (its wheel's path is its directory)
 
     @property
     def pin(self) -> str:
@@ -161,6 +164,9 @@ def dumps(lock: Lock) -> str:
                 out.append(f"requires-python = {_s(pkg.requires_python)}\n")
             deps = ", ".join("{ name = " + _s(d) + " }" for d in pkg.dependencies)
             out.append(f"dependencies = [{deps}]\n")
+            if pkg.source_tree:
+                where = _s(pkg.wheel.path or "")
+                out.append(f"directory = {{ path = {where}, source-tree = {_s(pkg.source_tree)} }}\n")
             w = pkg.wheel
             location = f"url = {_s(w.url)}" if w.url else f"path = {_s(w.path or '')}"
             out.append(
@@ -230,7 +236,9 @@ def _resolution(r: Mapping[str, Any]) -> Resolution:
     for p in r.get("packages", []):
         w = p["wheels"][0]
         wheel = LockedWheel(w["name"], w["hashes"]["sha256"], int(w["size"]), w.get("url"), w.get("path"))
+        directory = p.get("directory")
         packages.append(LockedPackage(p["name"], p["version"], wheel, p.get("requires-python"),
-                                      tuple(d["name"] for d in p.get("dependencies", []))))
+                                      tuple(d["name"] for d in p.get("dependencies", [])),
+                                      directory["source-tree"] if directory else None))
     return Resolution(r["id"], Target(r["runtime"], r["architecture"]), r["platform"], tuple(r["functions"]),
                       r["inputs"], tuple(packages))

@@ -156,3 +156,43 @@ def parse_failure(stderr: str) -> CompileFailure:
     if re.search(r"Failed to fetch|error sending request|tcp connect|dns error|timed out", text):
         return CompileFailure("network", None, None, cause or text, hint)
     return CompileFailure("other", None, None, cause or text, hint)
+
+
+#: The timestamp of every built local project's files: its wheel depends on its sources only.
+BUILD_EPOCH = "315532800"  # 1980-01-01, the earliest a zip can hold
+
+
+def build_command(project: Path, out_dir: Path, index: IndexSettings) -> list[str]:
+    """The ``uv build --wheel`` command line for a local project (pure); backends come from the index settings."""
+    cmd = [uv_binary(), "build", "--no-config", "--quiet", "--wheel", "--python", sys.executable,
+           "--out-dir", str(out_dir)]
+    if index.no_index:
+        cmd.append("--no-index")
+    else:
+        cmd += ["--index-url", index.index_url]
+        for url in index.extra_index_urls:
+            cmd += ["--extra-index-url", url]
+    for link in index.find_links:
+        cmd += ["--find-links", link]
+    return [*cmd, str(project)]
+
+
+def build_wheel(project: Path, out_dir: Path, index: IndexSettings) -> Path:
+    """Build the wheel of the local project at ``project`` into ``out_dir`` (reproducibly); its path."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", SOURCE_DATE_EPOCH=BUILD_EPOCH, PYTHONHASHSEED="0")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(build_command(project, out_dir, index), cwd=project, env=env, capture_output=True,
+                              text=True, errors="replace", check=False)
+    except OSError as exc:
+        raise ResolutionError(f"cannot run uv: {exc}", hint="reinstall lbuild (it depends on the uv wheel)") from None
+    built = sorted(out_dir.glob("*.whl"))
+    if done.returncode != 0 or len(built) != 1:
+        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        raise ResolutionError(
+            f"building the wheel of local project {project} failed: " + " ".join(detail[-5:]),
+            where=str(project),
+            hint="check its pyproject.toml [build-system]; offline, the build backend's wheel must be in find_links",
+        )
+    return built[0]

@@ -109,9 +109,9 @@ def test_digest_follows_every_file_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "line", "what", "hint"), [
     ("ok\nnot a requirement!\n", 2, "not a valid requirement: 'not a requirement!'", "list packages as"),
-    ("ok\n./local/pkg\n", 2, "not a valid requirement: './local/pkg'", "direct reference"),
-    ("\n\n-e ./src\n", 3, "editable requirements cannot go into a Lambda artifact", "find_links"),
-    ("--editable=git+https://x/y\n", 1, "editable requirements", "find_links"),
+    ("ok\n./local/pkg\n", 2, "local project ./local/pkg does not exist", "relative to the file that names it"),
+    ("\n\n-e ./src\n", 3, "local project ./src does not exist", "relative to the file that names it"),
+    ("--editable=git+https://x/y\n", 1, "an editable requirement must be a local directory", "-e ../libs/common"),
     ("ok\n-r missing.txt\n", 2, "included file missing.txt does not exist", "relative to the including file"),
     ("-c\n", 1, "-c needs a file name", "-c other.txt"),
     ("--no-deps\n", 1, "unsupported option --no-deps", "index_url"),
