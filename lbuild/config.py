@@ -84,6 +84,7 @@ class Function:
     edge: EdgeSpec | None = None
     isolated: bool = False
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    include: tuple[Path, ...] = ()  # extra source directories, each copied into the bundle root under its name
     dockerfile: Path | None = None
     base_image: str | None = None
     image_repository: str | None = None
@@ -155,7 +156,8 @@ def load_project(path: Path | None = None, environ: Mapping[str, str] | None = N
 _PROJECT_ONLY = {"name", "region", "artifact_bucket", "image_registry", "alias", "index_url", "extra_index_urls",
                  "find_links", "no_index"}
 _OVERRIDABLE = {"runtime", "architecture", "role", "memory", "timeout", "ephemeral_storage", "environment",
-                "tags", "description", "package_type", "layers", "vpc", "exclude", "base_image", "isolated"}
+                "tags", "description", "package_type", "layers", "vpc", "exclude", "base_image", "isolated",
+                "include"}
 _FUNCTION_ONLY = {"handler", "source", "requirements", "edge", "dockerfile", "image_repository"}
 _PROJECT_KEYS = _PROJECT_ONLY | _OVERRIDABLE
 _FUNCTION_KEYS = _FUNCTION_ONLY | _OVERRIDABLE
@@ -455,6 +457,7 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
         edge=_edge(r, table, fkey),
         isolated=_setting(r, "isolated", bool, table, project, fkey, False),
         exclude=exclude,
+        include=_include(r, table, project, root, fkey),
         dockerfile=_optional_path(r, table, "dockerfile", root, fkey),
         base_image=_setting(r, "base_image", str, table, project, fkey, "") or None,
         image_repository=r.get(table, "image_repository", str, fkey),
@@ -612,6 +615,25 @@ def _requirements_path(r: _Reader, table: Mapping[str, Any], source: Path, root:
             return source / name
     pyproject = source / "pyproject.toml"
     return pyproject if pyproject.is_file() else None
+
+
+def _include(r: _Reader, table: Mapping[str, Any], project: Mapping[str, Any], root: Path,
+             fkey: tuple[str, ...]) -> tuple[Path, ...]:
+    """``include = ["libs/common/src/common"]``: directories (relative to lbuild.toml) copied into the bundle
+    root under their own names; the function's key overrides the project's."""
+    key = (*fkey, "include") if "include" in table else ("project", "include")
+    texts = r.strings(table if "include" in table else project, "include", key[:-1]) or ()
+    paths: list[Path] = []
+    for text in texts:
+        path = (root / text).resolve()
+        if not path.is_dir():
+            raise r.error(f"include {text} is not a directory", key,
+                          "name a directory relative to lbuild.toml; it is copied into the bundle root under its name")
+        if path.name in {p.name for p in paths}:
+            raise r.error(f"include names two directories called {path.name}", key,
+                          "each is copied into the bundle root under its own name: rename one")
+        paths.append(path)
+    return tuple(paths)
 
 
 def _optional_path(r: _Reader, table: Mapping[str, Any], name: str, root: Path, fkey: tuple[str, ...]) -> Path | None:

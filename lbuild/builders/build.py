@@ -21,7 +21,7 @@ from pathlib import Path
 from lbuild import rules
 from lbuild.builders import audit, wheelfile, zipper
 from lbuild.builders.plan import ArtifactSpec
-from lbuild.builders.sources import SourceTree, scan
+from lbuild.builders.sources import SourceTree, scan_function
 from lbuild.builders.wheels import WheelRef, WheelStore, cache_dir, file_sha256
 from lbuild.errors import BuildError
 from lbuild.resolver.lockfile import LockedPackage
@@ -107,7 +107,7 @@ def artifact_keys(specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Tar
                   repository: Path | None = None) -> tuple[dict[str, SourceTree], dict[str, str]]:
     """The source tree of each bundle (links followed inside ``repository``, see ``sources.scan``), and the
     build-cache key of every spec (by name); reads, never writes."""
-    sources = {s.name: scan(s.function.source, s.function.exclude, repository)
+    sources = {s.name: scan_function(s.function.source, s.function.include, s.function.exclude, repository)
                for s in specs if s.function is not None}
     keys = {s.name: s.key(sources[s.name].digest if s.name in sources else "", epoch, targets[s.name].id)
             for s in specs}

@@ -24,7 +24,7 @@ from typing import Any
 from lbuild import rules, safepath
 from lbuild.builders import audit, wheelfile
 from lbuild.builders.build import BINARY_HINT, SOURCE, SOURCE_ORIGIN, binary_error, wheel_ref
-from lbuild.builders.sources import scan
+from lbuild.builders.sources import scan_function
 from lbuild.builders.wheels import WheelStore
 from lbuild.config import Function
 from lbuild.errors import BuildError, LimitError
@@ -86,7 +86,7 @@ def prepare_context(fn: Function, packages: Sequence[LockedPackage], store: Whee
         wheel = store.fetch(wheel_ref(package, project_root), verify=True)
         with zipfile.ZipFile(wheel) as archive:
             wheels.append((package, wheel, wheelfile.installed(archive, wheel, package.pin)))
-    tree = scan(fn.source, fn.exclude, project_root)
+    tree = scan_function(fn.source, fn.include, fn.exclude, project_root)
     packages_root = context / "packages" / TASK_ROOT.lstrip("/")
     source_root = context / "source" / TASK_ROOT.lstrip("/")
     contributions: dict[str, int] = {}

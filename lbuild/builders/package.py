@@ -19,7 +19,7 @@ from lbuild.builders import image
 from lbuild.builders import sizes as sizes_mod
 from lbuild.builders.build import Builder, Built
 from lbuild.builders.plan import ArtifactSpec, plan_artifacts, split_inputs
-from lbuild.builders.sources import scan
+from lbuild.builders.sources import scan_function
 from lbuild.builders.wheels import WheelStore
 from lbuild.config import Function, Project, select
 from lbuild.errors import BuildError, ConfigError
@@ -167,7 +167,7 @@ def image_inputs(fn: Function, lock: Lock) -> tuple[tuple[LockedPackage, ...], s
     packages = lock.closure_packages(fn.name)
     base = fn.base_image or image.default_base_image(fn)
     dockerfile = fn.dockerfile.read_text(encoding="utf-8") if fn.dockerfile else image.templates_dockerfile()
-    return packages, image_key(fn, packages, scan(fn.source, fn.exclude).digest, dockerfile, base)
+    return packages, image_key(fn, packages, scan_function(fn.source, fn.include, fn.exclude).digest, dockerfile, base)
 
 
 def _image(project: Project, fn: Function, lock: Lock, store: WheelStore,

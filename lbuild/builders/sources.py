@@ -159,9 +159,32 @@ def scan(root: Path, exclude: Sequence[str], repository: Path | None = None) -> 
     allowed = (os.path.realpath(repository or repository_of(Path(real_root))), real_root)
     walk = _Walk(root, exclude, allowed)
     walk.folder(real_root, "", (real_root,))
-    files = sorted(walk.files, key=lambda f: f.path.encode())
+    return _tree(root, walk.files)
+
+
+def _tree(root: Path, files: Sequence[SourceFile]) -> SourceTree:
+    """The files in sorted order and their digest (sha256 over paths, modes, sizes and contents)."""
+    ordered = sorted(files, key=lambda f: f.path.encode())
     h = hashlib.sha256()
-    for f in files:
+    for f in ordered:
         h.update(f"{f.path}\0{f.mode:o}\0{f.size}\0".encode())
         h.update(hashlib.sha256(f.absolute.read_bytes()).digest())
-    return SourceTree(root, tuple(files), h.hexdigest())
+    return SourceTree(root, tuple(ordered), h.hexdigest())
+
+
+def scan_function(source: Path, include: Sequence[Path], exclude: Sequence[str],
+                  repository: Path | None = None) -> SourceTree:
+    """A function's source tree and each ``include`` directory under its own name, as one tree (one digest);
+    a path that two of them give is exit 4."""
+    trees = [scan(source, exclude, repository)] + [scan(extra, exclude, repository) for extra in include]
+    if len(trees) == 1:
+        return trees[0]
+    files: dict[str, SourceFile] = {f.path: f for f in trees[0].files}
+    for extra, tree in zip(include, trees[1:], strict=True):
+        for f in tree.files:
+            path = f"{extra.name}/{f.path}"
+            if path in files:
+                raise BuildError(f"{path} is both in the function's source and in include {extra}",
+                                 where=str(source), hint="remove one of them, or rename the included directory")
+            files[path] = SourceFile(path, f.absolute, f.mode, f.size)
+    return _tree(source, list(files.values()))
