@@ -806,7 +806,9 @@ def test_example_config_is_valid_and_shows_every_key(tmp_path: Path) -> None:
         make_function(tmp_path, name, {f"{module}.py": HANDLER})
     (tmp_path / "functions" / "orders" / "requirements.txt").write_text("idna\n")
     (tmp_path / "functions" / "report" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "libs" / "common" / "src" / "common").mkdir(parents=True)
     project = load(tmp_path, text)
+    assert project.function("orders").include == ((tmp_path / "libs/common/src/common").resolve(),)
     assert {f.name for f in project.functions} == {"orders", "report", "router"}
     router = project.function("router")
     assert router.edge is not None and router.architecture == "x86_64"
