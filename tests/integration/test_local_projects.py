@@ -12,6 +12,7 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -343,3 +344,26 @@ def test_one_local_project_for_two_targets(tmp_path: Path, make_project: MakePro
     locked = lockfile.read(tmp_path / "lbuild.lock")
     assert locked is not None and len(locked.resolutions) == 2
     assert len({r.by_name["common"].wheel.sha256 for r in locked.resolutions}) == 1  # built once
+
+
+def test_a_change_to_a_local_library_deploys_exactly_the_functions_that_use_it(backend: Path, demo: Any) -> None:
+    """Against moto: the library's users get its new layer (and a new version, alias moved); every other
+    function gets zero writes."""
+    write_lib(demo.root / "libs" / "common", deps=())
+    demo.extra_links = (backend,)
+    demo.extra_functions = {"billing": "common @ file:../../libs/common\n", "invoices": "../../libs/common\n"}
+    demo.write().deploy()
+    users = {"demo-billing", "demo-invoices"}
+    assert {n for n in shipped(demo.root, "billing") if n.startswith("common/")} == {"common/__init__.py"}
+
+    (demo.root / "libs" / "common" / "common" / "__init__.py").write_text("VALUE = 2\n", encoding="utf-8")
+    result = demo.deploy()
+    written = {p.get("FunctionName") for op, p in result.recorder.calls
+               if op.startswith("lambda.") and not op.split(".")[1].startswith(("Get", "List"))}
+    assert written - {None} == users, written
+    assert result.counts["lambda.PublishLayerVersion"] == 1, "one new layer: the library's"
+    for name in ("orders", "users", "reports", "legacy"):
+        assert demo.versions(name) == ["1"] and demo.alias_version(name) == "1"
+    for name in ("billing", "invoices"):
+        assert demo.alias_version(name) == "2"
+    assert read_shipped(demo.root, "invoices", "common/__init__.py") == b"VALUE = 2\n"
