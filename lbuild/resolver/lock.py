@@ -136,7 +136,7 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     inputs = read_inputs(project)
     groups = plan_groups(project.functions)
     fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
-    changed = changed_local_wheels(previous, project.root)
+    changed = changed_local_wheels(previous, project.root, remember=False)  # a check writes nothing
     if previous.inputs == _overall(fingerprints) and not changed:
         return []
     reasons = [f"wheel {filename} changed on disk since it was locked" for filename in sorted(changed)]
@@ -165,7 +165,7 @@ def _local_wheel_file(wheel: LockedWheel, root: Path) -> Path | None:
     return None
 
 
-def changed_local_wheels(previous: Lock, root: Path) -> dict[str, str]:
+def changed_local_wheels(previous: Lock, root: Path, remember: bool = True) -> dict[str, str]:
     """Locked wheel files on this machine (find_links, ``file:`` references) whose bytes are no longer the locked
     ones, ``{filename: resolution id}``: a wheel rebuilt at the same version must re-lock, not ship the old code."""
     out: dict[str, str] = {}
@@ -174,7 +174,7 @@ def changed_local_wheels(previous: Lock, root: Path) -> dict[str, str]:
             path = None if pkg.source_tree else _local_wheel_file(pkg.wheel, root)
             if path is None or not path.is_file():
                 continue  # a missing file fails when it is fetched, naming it
-            if path.stat().st_size != pkg.wheel.size or _file_sha256(path) != pkg.wheel.sha256:
+            if path.stat().st_size != pkg.wheel.size or _file_sha256(path, remember) != pkg.wheel.sha256:
                 out[pkg.wheel.filename] = resolution.id
     return out
 
@@ -182,9 +182,9 @@ def changed_local_wheels(previous: Lock, root: Path) -> dict[str, str]:
 _HASHES = "local-file-hashes.json"
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(path: Path, remember: bool = True) -> str:
     """sha256 of a local wheel file, remembered in the cache by (path, size, mtime): `lock --check` reads big
-    find_links wheels once, not at every run."""
+    find_links wheels once, not at every run. ``remember=False`` (checks, `plan`): read the memo, write nothing."""
     stat = path.stat()
     key = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
     memo = wheels.cache_dir() / _HASHES
@@ -197,6 +197,8 @@ def _file_sha256(path: Path) -> str:
     if isinstance(known.get(key), str):
         return known[key]
     digest = wheels.file_sha256(path)
+    if not remember:
+        return digest
     known = {k: v for k, v in known.items() if not k.startswith(f"{path.resolve()}\0")}
     known[key] = digest
     try:
