@@ -523,20 +523,7 @@ class Executor:
                              RoutingConfig={"AdditionalVersionWeights": {version: step.weight}}, **condition)
                 return f"{percent(step.weight)} -> version {version}, the rest -> version {step.keep}"
             if step.create:
-                try:
-                    self._lambda("create_alias", where, FunctionName=fn.name, Name=step.alias,
-                                 FunctionVersion=version)
-                except AwsError as exc:
-                    if exc.code not in _CONFLICTS:
-                        raise
-                    existing = self._lambda("get_alias", where, FunctionName=fn.name, Name=step.alias)
-                    if existing.get("FunctionVersion") != version or \
-                            (existing.get("RoutingConfig") or {}).get("AdditionalVersionWeights"):
-                        raise AwsError(f"{where} was created by someone else, at version "
-                                       f"{existing.get('FunctionVersion')}", where=where, code=exc.code,
-                                       hint="another deploy is releasing this function; run `lbuild deploy` "
-                                            "again") from None
-                    return f"-> version {version} (already created; the create's response was lost)"
+                return self._create_alias(step, version, where)
             else:  # an empty routing drops any canary
                 self._lambda("update_alias", where, FunctionName=fn.name, Name=step.alias, FunctionVersion=version,
                              RoutingConfig={"AdditionalVersionWeights": {}}, **condition)
@@ -548,6 +535,33 @@ class Executor:
                                     "now, then `lbuild deploy` again") from None
             raise
         return f"-> version {version}"
+
+    def _create_alias(self, step: MoveAlias, version: str, where: str) -> str:
+        """CreateAlias; a conflict is re-read: the alias this deploy wanted (the retry of a create whose response
+        was lost) is accepted, none yet (an update in progress) is created again, another one is an error."""
+        fn = step.function
+        for attempt in range(_ATTEMPTS):
+            try:
+                self._lambda("create_alias", where, FunctionName=fn.name, Name=step.alias, FunctionVersion=version)
+                return f"-> version {version}"
+            except AwsError as exc:
+                if exc.code not in _CONFLICTS or attempt == _ATTEMPTS - 1:
+                    raise
+                try:
+                    existing = self._lambda("get_alias", where, FunctionName=fn.name, Name=step.alias)
+                except AwsError as missing:
+                    if not aws_mod.not_found(missing):
+                        raise
+                    _backoff(attempt)
+                    continue
+                if existing.get("FunctionVersion") != version or \
+                        (existing.get("RoutingConfig") or {}).get("AdditionalVersionWeights"):
+                    raise AwsError(f"{where} was created by someone else, at version "
+                                   f"{existing.get('FunctionVersion')}", where=where, code=exc.code,
+                                   hint="another deploy is releasing this function; run `lbuild deploy` "
+                                        "again") from None
+                return f"-> version {version} (already created; the create's response was lost)"
+        raise AssertionError("unreachable")
 
     # --- helpers ---
 

@@ -116,14 +116,15 @@ def test_random_faults_at_fixed_seeds_end_in_the_fault_free_state(demo: Demo, fa
     for seed in (3, 11):
         fault_proxy.seed = seed
         fault_proxy.reset()  # rules and log cleared, the RNG seeded with ``seed``
-        for rule in (Rule("throttle429", service="lambda", rate=0.08), Rule("throttle400", rate=0.04),
-                     Rule("err500", rate=0.04), Rule("err503", rate=0.02), Rule("reset", rate=0.03),
-                     Rule("reset_after", service="lambda", rate=0.04),
-                     Rule("conflict409", service="lambda", op="^(Update|Publish)", rate=0.15)):
+        for rule in (Rule("throttle429", service="lambda", rate=0.1), Rule("throttle400", rate=0.05),
+                     Rule("err500", rate=0.08), Rule("err503", rate=0.04), Rule("reset", rate=0.06),
+                     Rule("reset_after", service="lambda", rate=0.08),
+                     Rule("conflict409", service="lambda", op="^(Create|Update|Publish)", rate=0.2)):
             fault_proxy.add(rule)
         result = demo.run("deploy", "--yes", "--json")
         assert result.code == 0, f"seed {seed}: {result.stderr}"
-        assert sum(1 for entry in fault_proxy.log if entry.fault) >= 5, f"seed {seed}: faults were injected"
+        faults = sum(1 for entry in fault_proxy.log if entry.fault)  # which request gets one varies with threads
+        assert faults >= 3, f"seed {seed}: only {faults} faults were injected"
         assert snapshot(demo.aws, demo.names) == reference, f"seed {seed}"
         demo.aws.reset()
         demo.aws.create_role(demo.aws.role_name)
