@@ -94,16 +94,20 @@ def check(sizes: Sequence[FunctionSizes]) -> None:
     fs, usage = broken[0]
     biggest = ", ".join(f"{name} {size:,}" for name, size in fs.contributors)
     what = _broken_text(usage)
-    if usage.limit.startswith(("unzipped", "zip size for Lambda@Edge")):
-        what += f". Biggest contributors (unzipped bytes): {biggest}"
     if len(broken) > 1:
         others = "; ".join((_broken_text(u) if s is fs else f"function {s.function}: {_broken_text(u)}")
                            for s, u in broken[1:])
         what += f". Also broken ({len(broken) - 1} more): {others}"
-    hint = _HINTS.get(usage.limit) or "set artifact_bucket in [project] so large zips go through S3"
+    if any(u.limit.startswith(("unzipped", "zip size for Lambda@Edge")) for s, u in broken if s is fs):
+        what += f". Biggest contributors of function {fs.function} (unzipped bytes): {biggest}"
+    hints = dict.fromkeys(_hint(u) for _, u in broken)
+    raise LimitError(what, where=f"function {fs.function}", hint="; ".join(hints))
+
+
+def _hint(usage: Usage) -> str:
     if "Lambda@Edge" in usage.limit:
-        hint = "trim the function's dependencies, or use an origin-request/origin-response trigger (50 MB)"
-    raise LimitError(what, where=f"function {fs.function}", hint=hint)
+        return "trim the function's dependencies, or use an origin-request/origin-response trigger (50 MB)"
+    return _HINTS.get(usage.limit) or "set artifact_bucket in [project] so large zips go through S3"
 
 
 def limits(sizes: FunctionSizes) -> manifest.Limits:

@@ -34,3 +34,7 @@ def test_every_broken_limit_is_named_biggest_first() -> None:
     assert ("Also broken (3 more): function worker: layers is 7 layers, over Lambda's 5 layers; "
             "environment is 4.9 KB (5,000 bytes), over Lambda's 4 KB (4,096 bytes); "
             "layers is 6 layers, over Lambda's 5 layers") in error.what
+    assert error.what.endswith(". Biggest contributors of function api (unzipped bytes): big==1.0 400,000,000")
+    assert error.hint == ('drop or replace the biggest dependencies, move them to another function, or use '
+                          'package_type = "image" (10 GB); attach fewer external layers; move large values to SSM '
+                          "Parameter Store or Secrets Manager and read them at start")
