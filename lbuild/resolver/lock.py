@@ -8,6 +8,7 @@ computes each function's closure with markers evaluated for the target (``closur
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import itertools
@@ -27,7 +28,7 @@ from lbuild import rules
 from lbuild.builders import wheels
 from lbuild.builders.wheels import WheelRef, WheelStore
 from lbuild.config import Function, IndexSettings, Project
-from lbuild.errors import ResolutionError
+from lbuild.errors import ResolutionError, UsageError
 from lbuild.resolver import closure as closure_mod
 from lbuild.resolver import lockfile, uv
 from lbuild.resolver.inputs import RequirementInput, read_input
@@ -132,11 +133,34 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     return reasons or ["index settings in lbuild.toml changed"]
 
 
+def check_upgrade_names(names: Sequence[str], previous: Lock | None, inputs: Mapping[str, RequirementInput]) -> None:
+    """UsageError (exit 2) for an ``--upgrade NAME`` that no function uses (neither locked nor required),
+    with the nearest locked package names as the hint."""
+    known: set[str] = {n for r in previous.resolutions for n in r.by_name} if previous else set()
+    for given in inputs.values():
+        for text in given.requirements:
+            try:
+                known.add(canonicalize_name(Requirement(text).name))
+            except ValueError:
+                continue
+    unknown = [n for n in names if canonicalize_name(n) not in known]
+    if not unknown or not known:
+        return
+    near = sorted({m for n in unknown for m in difflib.get_close_matches(canonicalize_name(n), sorted(known), 3, 0.5)})
+    plural = "s" if len(unknown) > 1 else ""
+    raise UsageError(f"no function uses package{plural} {', '.join(unknown)}: nothing to upgrade",
+                     where="lbuild lock --upgrade",
+                     hint=(f"did you mean {' or '.join(near)}? " if near else "")
+                     + "name packages lbuild.lock pins (or that a function requires)")
+
+
 def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = False,
                  store: WheelStore | None = None, log: Log = _quiet) -> LockResult:
     """Resolve every function of ``project``; reuse each resolution whose inputs did not change."""
     store = store or WheelStore()
     inputs = read_inputs(project)
+    if isinstance(upgrade, tuple):
+        check_upgrade_names(upgrade, previous, inputs)
     groups = plan_groups(project.functions)
     fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
     old = {r.id: r for r in previous.resolutions} if previous else {}

@@ -174,3 +174,19 @@ def test_json_error_for_a_filesystem_problem(demo: Demo) -> None:
     assert result.code == 2
     assert json.loads(result.stdout)["exit_code"] == 2
     assert os.path.isfile(demo.root / "dist")
+
+
+# --- lock --upgrade NAME of a package no function uses ---------------------------------------------------
+
+
+def test_upgrade_of_a_package_no_function_uses_is_exit_2(demo: Demo) -> None:
+    assert demo.run("lock").code == 0
+    before = (demo.root / "lbuild.lock").read_bytes()
+    result = demo.run("lock", "--upgrade", "gamm")
+    assert result.code == 2, result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        "error: no function uses package gamm: nothing to upgrade (lbuild lock --upgrade)",
+        "hint: did you mean gamma? name packages lbuild.lock pins (or that a function requires)",
+    ]
+    assert (demo.root / "lbuild.lock").read_bytes() == before
+    assert demo.run("lock", "--upgrade", "Gamma").code == 0
