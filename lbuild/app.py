@@ -74,7 +74,10 @@ def check_cache_dir() -> None:
 def lock(project: Project, *, upgrade: resolver.Upgrade = False, log: Log) -> Locked:
     """Resolve every function (reusing what did not change) and write lbuild.lock."""
     check_cache_dir()
-    result = resolver.lock_project(project, lockfile.read(project.lock_path), upgrade=upgrade, log=log)
+    previous = lockfile.read(project.lock_path)
+    if isinstance(upgrade, tuple):  # `--upgrade NAME`: a package no function uses is a typo, not a no-op
+        resolver.check_upgrade_names(upgrade, previous, resolver.read_inputs(project))
+    result = resolver.lock_project(project, previous, upgrade=upgrade, log=log)
     return Locked(result, lockfile.write(result.lock, project.lock_path))
 
 

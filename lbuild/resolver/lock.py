@@ -159,8 +159,6 @@ def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = 
     """Resolve every function of ``project``; reuse each resolution whose inputs did not change."""
     store = store or WheelStore()
     inputs = read_inputs(project)
-    if isinstance(upgrade, tuple):
-        check_upgrade_names(upgrade, previous, inputs)
     groups = plan_groups(project.functions)
     fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
     old = {r.id: r for r in previous.resolutions} if previous else {}
