@@ -8,6 +8,8 @@ first (from the build cache when nothing changed).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -18,9 +20,9 @@ from lbuild import manifest, rules
 from lbuild.builders import fresh
 from lbuild.builders import package as builder
 from lbuild.builders.package import PackageResult
-from lbuild.builders.wheels import WheelStore, remember_credentials
+from lbuild.builders.wheels import WheelStore, cache_dir, remember_credentials
 from lbuild.config import Project, select
-from lbuild.errors import ChangesPending
+from lbuild.errors import ChangesPending, ConfigError
 from lbuild.manifest import Manifest
 from lbuild.resolver import lock as resolver
 from lbuild.resolver import lockfile
@@ -52,9 +54,30 @@ def lock_status(project: Project) -> list[str]:
     return resolver.stale_reasons(project, lockfile.read(project.lock_path))
 
 
+def check_cache_dir() -> None:
+    """ConfigError (exit 2) when lbuild's cache (``LBUILD_CACHE_DIR`` or the user cache directory) is a file or
+    cannot be created or written, before anything is resolved or built."""
+    root = cache_dir()
+    where = f"LBUILD_CACHE_DIR={root}" if os.environ.get("LBUILD_CACHE_DIR") else str(root)
+    hint = "set LBUILD_CACHE_DIR to a writable directory (or unset it for the user cache directory)"
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"lbuild's cache {root} is a file, not a directory", where=where, hint=hint)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"lbuild's cache {root} cannot be written: {exc.strerror or exc}", where=where,
+                          hint=hint) from None
+
+
 def lock(project: Project, *, upgrade: resolver.Upgrade = False, log: Log) -> Locked:
     """Resolve every function (reusing what did not change) and write lbuild.lock."""
-    result = resolver.lock_project(project, lockfile.read(project.lock_path), upgrade=upgrade, log=log)
+    check_cache_dir()
+    previous = lockfile.read(project.lock_path)
+    if isinstance(upgrade, tuple):  # `--upgrade NAME`: a package no function uses is a typo, not a no-op
+        resolver.check_upgrade_names(upgrade, previous, resolver.read_inputs(project))
+    result = resolver.lock_project(project, previous, upgrade=upgrade, log=log)
     return Locked(result, lockfile.write(result.lock, project.lock_path))
 
 
@@ -65,6 +88,7 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log, lock
             store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
     """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``."""
     select(project, names)  # unknown names fail before anything is locked
+    check_cache_dir()
     remember_credentials(*filter(None, (project.index.index_url, *project.index.extra_index_urls)))
     store = store or WheelStore()
     current = _current_lock(project, locked=locked, store=store, log=log)

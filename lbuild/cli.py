@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lbuild import __version__
-from lbuild.errors import ChangesPending, LbuildError, UsageError
+from lbuild.errors import ChangesPending, Interrupted, LbuildError, UsageError
 
 if TYPE_CHECKING:  # imported where used, so `lbuild --version` and `lbuild lock` start fast
     from lbuild.config import Project
@@ -641,6 +641,8 @@ def main() -> None:
         _err(f"error: unexpected {type(exc).__name__}: {exc}\nhint: run again with --debug for the traceback, "
              "and report it")
         sys.exit(1)
+    if code == Interrupted.exit_code:  # typer turns Ctrl-C (KeyboardInterrupt) into Exit(130), silently
+        sys.exit(report(Interrupted("interrupted")))
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -146,8 +146,17 @@ def load_project(path: Path | None = None, environ: Mapping[str, str] | None = N
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{config_path} does not exist", hint="run `lbuild init` or pass --config PATH") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {config_path}: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{config_path} is a directory, not an lbuild.toml", where=str(config_path),
+                          hint=f"pass the file: --config {config_path / 'lbuild.toml'}") from None
+    except UnicodeDecodeError as exc:
+        line = config_path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{config_path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at line {line})",
+                          where=f"{config_path}:{line}",
+                          hint="save lbuild.toml as UTF-8 (TOML files are UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {config_path}: {exc.strerror or exc}", where=str(config_path),
+                          hint="check that the path is a readable file") from None
     return parse_project(text, config_path, os.environ if environ is None else environ)
 
 
@@ -311,6 +320,13 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str]) -> Project:
     if not functions_table:
         raise r.error("no functions defined", ("functions",),
                       'add a [functions.NAME] table with handler = "module.function" and source = "DIR"')
+    seen: dict[str, str] = {}
+    for fn_name in functions_table:
+        first = seen.setdefault(fn_name.lower(), fn_name)
+        if first != fn_name:
+            raise r.error(f"functions '{first}' and '{fn_name}' differ only in case", ("functions", fn_name),
+                          "rename one of them: their zips, Lambda function names and ECR repositories would "
+                          "clash on case-insensitive file systems and services")
     functions = tuple(
         _parse_function(r, fn_name, fn_table, project, name, root)
         for fn_name, fn_table in functions_table.items()

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+from lbuild import atomic
 from lbuild.errors import BuildError
 
 MANIFEST_VERSION = 1
@@ -157,16 +156,8 @@ class Manifest:
 
 
 def write(manifest: Manifest, dist: Path) -> None:
-    """Write ``dist/manifest.json`` atomically (a temp file in dist/, then ``os.replace``)."""
-    fd, tmp = tempfile.mkstemp(dir=dist, prefix=".manifest-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(manifest.to_json())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dist / FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``dist/manifest.json`` atomically (``lbuild.atomic``: a temp file in dist/, then ``os.replace``)."""
+    atomic.write_text(dist / FILE, manifest.to_json())
 
 
 def read(dist: Path, where: str | None = None) -> Manifest | None:

@@ -8,21 +8,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lbuild import __version__, manifest, rules
-from lbuild.builders import image
+from lbuild import __version__, atomic, manifest, rules
+from lbuild.builders import image, syntax
 from lbuild.builders import sizes as sizes_mod
-from lbuild.builders.build import Builder, Built
+from lbuild.builders.build import Builder, Built, intact
 from lbuild.builders.plan import ArtifactSpec, plan_artifacts, split_inputs
 from lbuild.builders.sources import scan_function
 from lbuild.builders.wheels import WheelStore
 from lbuild.config import Function, Project, select
-from lbuild.errors import BuildError, ConfigError
+from lbuild.errors import BuildError, ConfigError, UsageError
 from lbuild.resolver.lockfile import Lock, LockedPackage
 from lbuild.resolver.split import LayerPlan, plan_layers
 
@@ -72,9 +70,15 @@ def layout(project: Project, lock: Lock, names: Sequence[str]) -> Layout:
 
 def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, log: Log,
             store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
-    """Build the selected functions (all when ``names`` is empty) and their layers into ``out``."""
+    """Build the selected functions (all when ``names`` is empty) and their layers into ``out``.
+
+    The new dist/ is assembled in a directory beside ``out`` and swapped in last: a failure anywhere leaves
+    ``out`` as it was. With ``names``, the other functions' entries (and the layers they attach) are kept
+    from the manifest already in ``out``."""
+    check_out(out, project.root / "dist")
     store = store or WheelStore()
     plan = layout(project, lock, names)
+    syntax.check_sources([fn for fn in plan.selected], project.root)
     epoch = source_date_epoch()
     builder = Builder(project.root, store, epoch, log)
     built = builder.build_all(plan.specs, plan.targets)
@@ -91,8 +95,59 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
             log(f"warning: function {fs.function}: {warning}")
     images = [_image(project, fn, lock, store, log) for fn in plan.selected if fn.package_type == "image"]
     built_manifest = _manifest(project, lock, plan.layer_plan, built, all_sizes, images, epoch)
-    _write_dist(out, built, builder.cache, built_manifest)
+    old = _old_manifest(out)
+    if names and old is not None:
+        built_manifest = _merge(project, old, built_manifest, {fn.name for fn in plan.selected}, out, log)
+    _write_dist(out, built, builder.cache, built_manifest, old)
     return PackageResult(built_manifest, out, tuple(built), plan.layer_plan, all_sizes)
+
+
+def check_out(out: Path, default: Path) -> None:
+    """UsageError (exit 2) when ``out`` (or a folder above it) is a file, before anything is built."""
+    chosen = out != default.resolve() and out != default
+    flag = "--out" if chosen else "dist/"
+    if out.exists() and not out.is_dir():
+        if chosen:
+            raise UsageError(f"--out {out} is a file, not a directory", where="--out",
+                             hint="pass a directory (it is created when missing)")
+        raise UsageError(f"{out.name} is a file, not the build directory", where=str(out),
+                         hint=f"remove or rename the file {out} (lbuild package writes its build there), "
+                              "or pass --out DIR")
+    for parent in out.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise UsageError(f"{parent} is a file, so {out} cannot be created", where=flag,
+                                 hint=f"remove or rename the file {parent}, or pass --out DIR elsewhere")
+            break
+
+
+def _old_manifest(out: Path) -> manifest.Manifest | None:
+    try:
+        return manifest.read(out) if out.is_dir() else None
+    except BuildError:  # unreadable or from another lbuild: nothing is kept from it
+        return None
+
+
+def _merge(project: Project, old: manifest.Manifest, new: manifest.Manifest, selected: set[str], out: Path,
+           log: Log) -> manifest.Manifest:
+    """``new`` (a partial build) with the other functions of ``old`` that lbuild.toml still has, and the layers
+    they attach. Nothing is kept from a manifest of another lbuild or another SOURCE_DATE_EPOCH."""
+    if old.lbuild_version != new.lbuild_version or old.source_date_epoch != new.source_date_epoch:
+        log(f"the other functions in {out.name}/ were built by another lbuild or SOURCE_DATE_EPOCH: not kept")
+        return new
+    configured = [fn.name for fn in project.functions]
+    kept = {f.name: f for f in old.functions
+            if f.name not in selected and f.name in configured
+            and (f.artifact is None or (out / f.artifact.file).is_file())}
+    new_layers = {layer.name for layer in new.layers}
+    attached = {name for f in kept.values() for name in f.layers}
+    kept_layers = tuple(layer for layer in old.layers if layer.name in attached and layer.name not in new_layers
+                        and (out / layer.artifact.file).is_file())
+    present = new_layers | {layer.name for layer in kept_layers}
+    kept = {name: f for name, f in kept.items() if all(n in present for n in f.layers)}
+    fresh = {f.name: f for f in new.functions}
+    functions = tuple(fresh.get(name) or kept[name] for name in configured if name in fresh or name in kept)
+    return replace(new, layers=new.layers + kept_layers, functions=functions)
 
 
 def _manifest(project: Project, lock: Lock, plan: LayerPlan, built: Sequence[Built],
@@ -127,30 +182,53 @@ def _artifact(b: Built) -> manifest.Artifact:
     return manifest.Artifact(b.file, b.sha256, b.code_sha256, b.zip_bytes, b.unzipped_bytes)
 
 
-def _write_dist(out: Path, built: Sequence[Built], cache: Path, new: manifest.Manifest) -> None:
-    """Copy each zip into ``out`` unless an identical one is there; remove stale zips; manifest last."""
-    out.mkdir(parents=True, exist_ok=True)
+def _write_dist(out: Path, built: Sequence[Built], cache: Path, new: manifest.Manifest,
+                old: manifest.Manifest | None) -> None:
+    """Assemble the new dist/ beside ``out`` and swap it in: the artifacts ``new`` names (linked from the old
+    dist/ when identical, else copied from the build cache), any other file the old dist/ held that is not
+    a zip in layers/ or functions/, and the manifest last. ``out`` is untouched until the swap."""
     try:
-        old = manifest.read(out)
-    except BuildError:  # unreadable or from another lbuild: copy every zip again
-        old = None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.staging_dir(out) as staged:
+            _fill(staged, out, built, cache, new, old)
+            manifest.write(new, staged)
+            atomic.swap_dir(staged, out)
+    except OSError as exc:
+        raise BuildError(f"cannot write {out}: {exc.strerror or exc}",
+                         where=str(exc.filename) if exc.filename else str(out),
+                         hint=f"make {out.parent} writable, or pass --out DIR on a writable file system") from None
+
+
+def _fill(staged: Path, out: Path, built: Sequence[Built], cache: Path, new: manifest.Manifest,
+          old: manifest.Manifest | None) -> None:
     known = {a.file: a.sha256 for a in old.artifacts()} if old else {}
-    wanted = {b.file for b in built}
-    for b in built:
-        target = out / b.file
-        if known.get(b.file) == b.sha256 and target.is_file() and target.stat().st_size == b.zip_bytes:
-            continue
+    fresh = {b.file: b for b in built}
+    for artifact in new.artifacts():
+        target = staged / artifact.file
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-        os.close(fd)
-        shutil.copyfile(b.path(cache), tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    for folder in ("layers", "functions"):
-        for stale in sorted((out / folder).glob("*.zip")) if (out / folder).is_dir() else []:
-            if f"{folder}/{stale.name}" not in wanted:
-                stale.unlink()
-    manifest.write(new, out)
+        previous = out / artifact.file
+        reusable = (known.get(artifact.file) == artifact.sha256  # a dist/ zip is reused only while it hashes right
+                    and intact(previous, artifact.sha256, artifact.zip_bytes))
+        if reusable:
+            atomic.link_or_copy(previous, target)
+        elif artifact.file in fresh:
+            atomic.copy_file(fresh[artifact.file].path(cache), target)
+        else:  # a kept artifact always exists in out (checked by _merge)
+            atomic.link_or_copy(previous, target)
+    if not out.is_dir():
+        return
+    for folder, dirs, files in os.walk(out):
+        rel = Path(folder).relative_to(out)
+        dirs[:] = sorted(d for d in dirs if not (rel == Path(".") and d.startswith(".") and d.endswith(".tmp")))
+        for name in sorted(files):
+            path = rel / name
+            if path.as_posix() == manifest.FILE or (path.parent.as_posix() in ("layers", "functions")
+                                                    and name.endswith(".zip")):
+                continue
+            target = staged / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                atomic.link_or_copy(out / path, target)
 
 
 def image_key(fn: Function, packages: Sequence[LockedPackage], source_digest: str, dockerfile: str, base: str) -> str:

@@ -70,21 +70,44 @@ _HINTS = {
 }
 
 
+def human(value: int, unit: str = "bytes") -> str:
+    """A figure as AWS writes it: ``250 MB (262,144,000 bytes)``, ``4 KB (4,096 bytes)``, ``6 layers``."""
+    if unit != "bytes":
+        return f"{value:,} {unit}"
+    for size, name in ((1024 * 1024 * 1024, "GB"), (1024 * 1024, "MB"), (1024, "KB")):
+        if value >= size:
+            return f"{round(value / size, 1):g} {name} ({value:,} bytes)"
+    return f"{value:,} bytes"
+
+
+def _broken_text(usage: Usage) -> str:
+    return f"{usage.limit} is {human(usage.value, usage.unit)}, over Lambda's {human(usage.maximum, usage.unit)}"
+
+
 def check(sizes: Sequence[FunctionSizes]) -> None:
-    """Raise LimitError for the first broken limit (naming the others' count)."""
-    broken = [(s, u) for s in sizes for u in s.usages if u.broken]
+    """Raise LimitError naming every broken limit, the biggest overshoot (value / maximum) first."""
+    broken = sorted(((s, u) for s in sizes for u in s.usages if u.broken),
+                    key=lambda su: (-(su[1].value / su[1].maximum if su[1].maximum else float("inf")),
+                                    su[0].function, su[1].limit))
     if not broken:
         return
     fs, usage = broken[0]
     biggest = ", ".join(f"{name} {size:,}" for name, size in fs.contributors)
-    more = f"; {len(broken) - 1} more limit(s) broken" if len(broken) > 1 else ""
-    what = f"{usage.limit} is {usage.value:,} {usage.unit}, over Lambda's {usage.maximum:,}{more}"
-    if usage.limit.startswith(("unzipped", "zip size for Lambda@Edge")):
-        what += f". Biggest contributors (unzipped bytes): {biggest}"
-    hint = _HINTS.get(usage.limit) or "set artifact_bucket in [project] so large zips go through S3"
+    what = _broken_text(usage)
+    if len(broken) > 1:
+        others = "; ".join((_broken_text(u) if s is fs else f"function {s.function}: {_broken_text(u)}")
+                           for s, u in broken[1:])
+        what += f". Also broken ({len(broken) - 1} more): {others}"
+    if any(u.limit.startswith(("unzipped", "zip size for Lambda@Edge")) for s, u in broken if s is fs):
+        what += f". Biggest contributors of function {fs.function} (unzipped bytes): {biggest}"
+    hints = dict.fromkeys(_hint(u) for _, u in broken)
+    raise LimitError(what, where=f"function {fs.function}", hint="; ".join(hints))
+
+
+def _hint(usage: Usage) -> str:
     if "Lambda@Edge" in usage.limit:
-        hint = "trim the function's dependencies, or use an origin-request/origin-response trigger (50 MB)"
-    raise LimitError(what, where=f"function {fs.function}", hint=hint)
+        return "trim the function's dependencies, or use an origin-request/origin-response trigger (50 MB)"
+    return _HINTS.get(usage.limit) or "set artifact_bucket in [project] so large zips go through S3"
 
 
 def limits(sizes: FunctionSizes) -> manifest.Limits:

@@ -8,6 +8,7 @@ computes each function's closure with markers evaluated for the target (``closur
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import itertools
@@ -29,7 +30,7 @@ from lbuild import rules
 from lbuild.builders import wheels
 from lbuild.builders.wheels import WheelRef, WheelStore
 from lbuild.config import Function, IndexSettings, Project
-from lbuild.errors import ConfigError, ResolutionError
+from lbuild.errors import ConfigError, ResolutionError, UsageError
 from lbuild.resolver import closure as closure_mod
 from lbuild.resolver import local as local_mod
 from lbuild.resolver import lockfile, uv
@@ -210,6 +211,27 @@ def _file_sha256(path: Path, remember: bool = True) -> str:
     except OSError:
         pass  # only a cache
     return digest
+
+
+def check_upgrade_names(names: Sequence[str], previous: Lock | None, inputs: Mapping[str, RequirementInput]) -> None:
+    """UsageError (exit 2) for an ``--upgrade NAME`` that no function uses (neither locked nor required),
+    with the nearest locked package names as the hint."""
+    known: set[str] = {n for r in previous.resolutions for n in r.by_name} if previous else set()
+    for given in inputs.values():
+        for text in given.requirements:
+            try:
+                known.add(canonicalize_name(Requirement(text).name))
+            except ValueError:
+                continue
+    unknown = [n for n in names if canonicalize_name(n) not in known]
+    if not unknown or not known:
+        return
+    near = sorted({m for n in unknown for m in difflib.get_close_matches(canonicalize_name(n), sorted(known), 3, 0.5)})
+    plural = "s" if len(unknown) > 1 else ""
+    raise UsageError(f"no function uses package{plural} {', '.join(unknown)}: nothing to upgrade",
+                     where="lbuild lock --upgrade",
+                     hint=(f"did you mean {' or '.join(near)}? " if near else "")
+                     + "name packages lbuild.lock pins (or that a function requires)")
 
 
 def lock_project(project: Project, previous: Lock | None, *, upgrade: Upgrade = False,

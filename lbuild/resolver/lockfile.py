@@ -10,15 +10,14 @@ path is the project's directory and ``source-tree`` the hash of its sources.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lbuild import atomic
 from lbuild.errors import ConfigError
 from lbuild.rules import Target
 
@@ -193,11 +192,14 @@ def write(lock: Lock, path: Path) -> bool:
             return False
     except OSError:
         pass
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lbuild.lock.")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        atomic.write_text(path, text)
+    except IsADirectoryError:
+        raise ConfigError(f"{path.name} is a directory, not a lock file", str(path),
+                          f"remove or rename the directory {path} (lbuild writes the lock file there)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path.name} cannot be written: {exc.strerror or exc}", str(path),
+                          f"make {path.parent} writable") from None
     return True
 
 
@@ -210,6 +212,15 @@ def read(path: Path) -> Lock | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise ConfigError(f"{path.name} is a directory, not a lock file", str(path),
+                          f"remove or rename the directory {path} (lbuild writes the lock file there)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})", str(path),
+                          "delete it and run `lbuild lock` (or restore it from version control)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path.name} cannot be read: {exc.strerror or exc}", str(path),
+                          "check the file's permissions") from None
     return loads(text, str(path))
 
 

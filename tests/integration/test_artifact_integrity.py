@@ -52,8 +52,6 @@ def test_a_corrupt_zip_in_the_build_cache_is_rebuilt(tmp_path: Path, kind: str,
     assert _sha(tmp_path / "d2" / entry["file"]) == entry["sha256"] == _sha(cached)
 
 
-@pytest.mark.xfail(strict=True, reason="needs lbuild/builders/package.py _write_dist to reuse a dist/ zip only when "
-                                       "build.intact(target, b.sha256, b.zip_bytes) (owned elsewhere)")
 def test_a_corrupt_zip_in_dist_is_replaced(tmp_path: Path,
                                            packaged: tuple[Path, dict[str, str | None], dict[str, object]]) -> None:
     root, env, first = packaged

@@ -520,7 +520,7 @@ def test_viewer_function_over_one_megabyte_is_refused_by_package(site: Site) -> 
     result = site.run("package")
     assert result.code == 5, result.stderr
     assert "zip size for Lambda@Edge viewer-request is " in result.stderr
-    assert "over Lambda's 1,048,576" in result.stderr
+    assert "over Lambda's 1 MB (1,048,576 bytes)" in result.stderr
     assert "(function viewer)" in result.stderr
     assert "hint: trim the function's dependencies, or use an origin-request/origin-response trigger (50 MB)" \
         in result.stderr

@@ -441,7 +441,8 @@ def test_over_250_mb_unzipped_is_exit_5_before_dist(tmp_path: Path) -> None:
     assert code == 5, stderr
     assert "function big" in stderr
     assert UNZIPPED_LIMIT in stderr
-    figure = re.search(r"unzipped size with layers is ([\d,]+) bytes", stderr)
+    figure = re.search(r"unzipped size with layers is [\d.]+ MB \(([\d,]+) bytes\), over Lambda's "
+                       r"250 MB \(262,144,000 bytes\)", stderr)
     assert figure, stderr
     assert 270_000_000 < int(figure.group(1).replace(",", "")) < 270_100_000
     contributors = re.search(r"[Bb]iggest contributors[^:]*: (\S+) ([\d,]+)", stderr)

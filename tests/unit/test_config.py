@@ -875,3 +875,35 @@ def test_a_malformed_role_is_refused_before_anything_is_built(root: Path, role: 
                                   "arn:aws-cn:iam::123456789012:role/r", "arn:aws-us-gov:iam::123456789012:role/r"])
 def test_good_roles(root: Path, role: str) -> None:
     assert load(root, config_text(project=f'role = "{role}"\n')).functions[0].role == role
+
+
+# --- names that differ only in case, unreadable configs -------------------------------------------------
+
+
+def test_function_names_differing_only_in_case_are_refused(tmp_path: Path) -> None:
+    make_function(tmp_path)
+    text = config_text(extra='[functions.Hello]\nhandler = "app.handler"\nsource = "functions/hello"\n')
+    err = fail(tmp_path, text)
+    assert err.what == "functions 'hello' and 'Hello' differ only in case"
+    line = line_of(text, "[functions.Hello]")
+    assert err.where is not None and err.where.endswith(f"lbuild.toml:{line}, key functions.Hello")
+    assert err.hint is not None and err.hint.startswith("rename one of them")
+
+
+def test_config_that_is_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    with pytest.raises(ConfigError) as info:
+        load_project(tmp_path / "conf", environ={})
+    assert info.value.what == f"{(tmp_path / 'conf').resolve()} is a directory, not an lbuild.toml"
+    assert info.value.hint == f"pass the file: --config {(tmp_path / 'conf').resolve() / 'lbuild.toml'}"
+
+
+def test_config_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    make_function(tmp_path)
+    path = tmp_path / "lbuild.toml"
+    path.write_bytes(PROJECT.encode() + b'description = "caf\xe9"\n' + FUNCTION.encode())
+    with pytest.raises(ConfigError) as info:
+        load_project(path, environ={})
+    assert info.value.what == "lbuild.toml is not UTF-8 text (byte 0xe9 at line 5)"
+    assert info.value.where == f"{path.resolve()}:5"
+    assert info.value.hint == "save lbuild.toml as UTF-8 (TOML files are UTF-8)"
