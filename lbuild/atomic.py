@@ -13,8 +13,9 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 TMP_SUFFIX = ".tmp"
 
@@ -34,10 +35,17 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically (temp file beside it, fsync, ``os.replace``)."""
+    _replace(path, lambda handle: handle.write(data), mode)
+    _fsync_dir(path.parent)
+
+
+def _replace(path: Path, fill: Callable[[BinaryIO], object], mode: int) -> None:
+    """``fill`` a temp file beside ``path``, fsync it, give it ``mode`` and move it over ``path``; on any
+    failure (Ctrl-C included) the temp file goes and ``path`` is as it was."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
@@ -45,7 +53,6 @@ def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
 
 
 def write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -55,17 +62,8 @@ def write_text(path: Path, text: str, mode: int = 0o644) -> None:
 
 def copy_file(source: Path, path: Path, mode: int = 0o644) -> None:
     """Copy ``source`` to ``path`` atomically (the target is complete or untouched)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle, source.open("rb") as src:
-            shutil.copyfileobj(src, handle, 1024 * 1024)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with source.open("rb") as src:
+        _replace(path, lambda handle: shutil.copyfileobj(src, handle, 1024 * 1024), mode)
 
 
 def link_or_copy(source: Path, path: Path) -> None:

@@ -243,15 +243,18 @@ class Executor:
             return []
         failures: list[LbuildError] = []
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures: list[Future[None]] = [pool.submit(self._chain, chain, failures) for chain in chains]
-            try:
-                for future in futures:
-                    future.result()
-            except KeyboardInterrupt:
-                self._stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+            self._await(pool, [pool.submit(self._chain, chain, failures) for chain in chains])
         return failures
+
+    def _await(self, pool: ThreadPoolExecutor, futures: Sequence[Future[None]]) -> None:
+        """Wait for every future; on Ctrl-C start nothing more, let the calls in flight finish, re-raise."""
+        try:
+            for future in futures:
+                future.result()
+        except KeyboardInterrupt:
+            self._stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
     def _layers_then_functions(self, layers: Sequence[PublishLayer],
                                chains: Sequence[Sequence[Step]]) -> list[LbuildError]:
@@ -272,14 +275,7 @@ class Executor:
                     return
                 self._chain(chain, failures)
 
-            futures = [*published.values(), *(pool.submit(after_layers, chain) for chain in chains)]
-            try:
-                for future in futures:
-                    future.result()
-            except KeyboardInterrupt:
-                self._stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+            self._await(pool, [*published.values(), *(pool.submit(after_layers, chain) for chain in chains)])
         return failures
 
     def _chain(self, chain: Sequence[Step], failures: list[LbuildError]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 
-from lbuild import rules
+from lbuild import atomic, rules
 from lbuild.builders import wheels
 from lbuild.builders.wheels import WheelRef, WheelStore
 from lbuild.config import Function, IndexSettings, Project
@@ -204,10 +204,7 @@ def _file_sha256(path: Path, remember: bool = True) -> str:
     known[key] = digest
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=".hashes-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(known, handle, sort_keys=True)
-        os.replace(tmp, memo)
+        atomic.write_text(memo, json.dumps(known, sort_keys=True))
     except OSError:
         pass  # only a cache
     return digest

@@ -75,15 +75,7 @@ def compile_command(requirement_files: Sequence[Path], constraint_files: Sequenc
     cmd = [uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
            "--python", sys.executable, "--python-version", target.python_version,
            "--python-platform", rules.uv_platform(target), "--only-binary", ":all:",
-           "--format", "pylock.toml", "--output-file", str(output)]
-    if index.no_index:
-        cmd.append("--no-index")
-    else:
-        cmd += ["--index-url", index.index_url]
-        for url in index.extra_index_urls:
-            cmd += ["--extra-index-url", url]
-    for link in index.find_links:
-        cmd += ["--find-links", link]
+           "--format", "pylock.toml", "--output-file", str(output), *index_args(index)]
     for path in constraint_files:
         cmd += ["--constraint", str(path)]
     if upgrade is True:
@@ -164,17 +156,19 @@ BUILD_EPOCH = "315532800"  # 1980-01-01, the earliest a zip can hold
 
 def build_command(project: Path, out_dir: Path, index: IndexSettings) -> list[str]:
     """The ``uv build --wheel`` command line for a local project (pure); backends come from the index settings."""
-    cmd = [uv_binary(), "build", "--no-config", "--quiet", "--wheel", "--python", sys.executable,
-           "--out-dir", str(out_dir)]
-    if index.no_index:
-        cmd.append("--no-index")
-    else:
-        cmd += ["--index-url", index.index_url]
+    return [uv_binary(), "build", "--no-config", "--quiet", "--wheel", "--python", sys.executable,
+            "--out-dir", str(out_dir), *index_args(index), str(project)]
+
+
+def index_args(index: IndexSettings) -> list[str]:
+    """uv's options for where packages come from (pure)."""
+    args = ["--no-index"] if index.no_index else ["--index-url", index.index_url]
+    if not index.no_index:
         for url in index.extra_index_urls:
-            cmd += ["--extra-index-url", url]
+            args += ["--extra-index-url", url]
     for link in index.find_links:
-        cmd += ["--find-links", link]
-    return [*cmd, str(project)]
+        args += ["--find-links", link]
+    return args
 
 
 def build_wheel(project: Path, out_dir: Path, index: IndexSettings) -> Path:
