@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lbuild import rules
+from lbuild import atomic, rules
 from lbuild.builders import audit, wheelfile, zipper
 from lbuild.builders.plan import ArtifactSpec
 from lbuild.builders.sources import SourceTree, scan_function
@@ -198,9 +197,6 @@ class Builder:
 
     def _save(self, built: Built) -> None:
         meta = self.cache / built.key[:2] / f"{built.key}.json"
-        fd, tmp = tempfile.mkstemp(dir=meta.parent, prefix=".meta-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            data = asdict(built)
-            data.pop("cached")
-            json.dump(data, handle, sort_keys=True)
-        os.replace(tmp, meta)
+        data = asdict(built)
+        data.pop("cached")
+        atomic.write_text(meta, json.dumps(data, sort_keys=True))

@@ -19,6 +19,7 @@ from lbuild.builders.build import Builder, Built, intact
 from lbuild.builders.plan import ArtifactSpec, plan_artifacts, split_inputs
 from lbuild.builders.sources import scan_function
 from lbuild.builders.wheels import WheelStore
+from lbuild.builders.zipper import EPOCH_HINT
 from lbuild.config import Function, Project, select
 from lbuild.errors import BuildError, ConfigError, UsageError
 from lbuild.resolver.lockfile import Lock, LockedPackage
@@ -54,7 +55,7 @@ def source_date_epoch() -> int | None:
         return int(value)
     except ValueError:
         raise ConfigError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds",
-                          where="environment", hint="unset it or set it to e.g. $(git log -1 --format=%ct)") from None
+                          where="environment", hint=EPOCH_HINT) from None
 
 
 def layout(project: Project, lock: Lock, names: Sequence[str]) -> Layout:

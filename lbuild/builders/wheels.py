@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
+from lbuild import atomic
 from lbuild.builders.proxy import proxy_for
 from lbuild.errors import ResolutionError
 
@@ -169,19 +170,14 @@ class WheelStore:
         if data is None:
             data = read_wheel_metadata(self.fetch(ref))
         cached.parent.mkdir(parents=True, exist_ok=True)
-        with self._temporary(cached.parent) as tmp:
-            Path(tmp).write_bytes(data)
-            os.replace(tmp, cached)
+        atomic.write_bytes(cached, data)
         return parse_metadata(data)
 
     def _store_bytes(self, ref: WheelRef, data: bytes) -> None:
         """Put a wheel whose bytes were already verified against ``ref.sha256`` into the store."""
         target = self.location(ref)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with self._temporary(target.parent) as tmp:
-            Path(tmp).write_bytes(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
+        atomic.write_bytes(target, data)
 
     @contextmanager
     def _temporary(self, folder: Path) -> Iterator[str]:
