@@ -600,6 +600,11 @@ def _single_failure(group: Group, inputs: Mapping[str, RequirementInput], failur
             hint=f"tags tried: {describe_tags(target)}. Pin another version of {failure.package} that has such a "
                  f"wheel (e.g. {failure.package}!={failure.version}), or set package_type = \"image\"",
         )
+    if failure.kind == "not-found" and _refused_credentials(failure.hint):
+        return ResolutionError(f"the package index refused lbuild's credentials when asked for {failure.package} "
+                               "(401/403)", where=where,
+                               hint="check the user name and password (or token) in index_url / extra_index_urls "
+                                    "in lbuild.toml (or PIP_INDEX_URL/UV_INDEX_URL)")
     if failure.kind == "not-found":
         return ResolutionError(f"package {failure.package} was not found on the index", where=where,
                                hint="check the name, and index_url / extra_index_urls / find_links in lbuild.toml")
@@ -611,6 +616,12 @@ def _single_failure(group: Group, inputs: Mapping[str, RequirementInput], failur
         return _other_environment(group, failure.package or "a package", failure.version, "has no hash for it")
     return ResolutionError(f"cannot resolve the requirements for {target.describe()}: {failure.cause}",
                            where=where, hint=failure.hint or "relax or fix the conflicting requirements")
+
+
+def _refused_credentials(uv_hint: str | None) -> bool:
+    """Whether uv's hint says an index answered 401/403 (its "not found" is then about credentials)."""
+    text = (uv_hint or "").lower()
+    return "401" in text or "403" in text or "authentication" in text or "credentials" in text
 
 
 def _conflict(target: rules.Target, functions: Sequence[Function], inputs: Mapping[str, RequirementInput],

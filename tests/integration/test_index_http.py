@@ -246,13 +246,13 @@ def test_bad_credentials_are_exit_3(local_index: LocalIndex, tmp_path: Path, pas
     url = local_index.index_url("ci-user", password) if password else local_index.index_url()
     project = _project(tmp_path / "p", url)
     stderr = _failed(*run_cli(["lock"], project, _env(tmp_path, NO_RETRIES)), project)
-    assert "error: package lbh-app was not found on the index (function fa" in stderr, stderr
+    assert "error: the package index refused lbuild's credentials when asked for lbh-app (401/403) " \
+        "(function fa" in stderr, stderr
+    assert "hint: check the user name and password (or token) in index_url" in stderr
     assert local_index.seen("/simple/lbh-app/", agent="uv/", status=401)
     assert "wrong-pw" not in stderr and PASSWORD not in stderr
 
 
-@pytest.mark.xfail(strict=True, reason="lbuild bug: for uv's 'not found' lbuild drops uv's hint, which says the "
-                   "index answered 401 (lbuild/resolver/lock.py, _single_failure)")
 def test_bad_credentials_say_so(local_index: LocalIndex, tmp_path: Path) -> None:
     local_index.auth = ("ci-user", PASSWORD)
     _fill(local_index)
