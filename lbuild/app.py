@@ -31,8 +31,9 @@ if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: 
     from lbuild.publisher import aws as aws_mod
     from lbuild.publisher import images, lease
     from lbuild.publisher.execute import StepResult
-    from lbuild.publisher.plan import Plan
+    from lbuild.publisher.plan import Plan, RemoteState, WantedFunction
     from lbuild.publisher.prune import PrunePlan
+    from lbuild.steps import Step
 
 Log = Callable[[str], None]
 Phase = Callable[[str], AbstractContextManager[Log]]  # progress of one phase of work ("planning", ...)
@@ -235,8 +236,8 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
     """Check the roles, read the remote state of what ``found`` deploys, and plan against it."""
     from lbuild.publisher import aws as aws_mod
     from lbuild.publisher import images, lease, preflight
+    from lbuild.publisher.plan import Plan, s3_key, wanted_state
     from lbuild.publisher.plan import plan as plan_steps
-    from lbuild.publisher.plan import s3_key, wanted_state
     from lbuild.publisher.removed import find_removed
 
     registry = preflight.registry(project, found, aws, region)
@@ -253,8 +254,26 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
         })
     lock = f"s3://{project.artifact_bucket}/{lease.lock_key(project.name)}" if project.artifact_bucket else None
     removed = () if names else tuple(r.name for r in find_removed(aws, project, region))
-    return Planned(plan_steps(project, layers, functions, remote, project.alias, weight), region, found, registry,
-                   lock, removed)
+    steps = plan_steps(project, layers, functions, remote, project.alias, weight).steps
+    return Planned(Plan(steps + _plan_wiring(project, functions, remote, aws, region, log)), region, found,
+                   registry, lock, removed)
+
+
+def _plan_wiring(project: Project, functions: Sequence[WantedFunction], remote: RemoteState, aws: aws_mod.Aws,
+                 region: str, log: Log) -> tuple[Step, ...]:
+    """The wiring stage's steps: triggers, permissions and execution settings that lbuild.toml wants or that
+    lbuild recorded on a function before (a removal)."""
+    from lbuild.publisher import aws as aws_mod
+    from lbuild.wiring import core
+    from lbuild.wiring import stage as wiring
+
+    had = any(core.recorded(current.tags) for current in remote.functions.values() if current is not None)
+    if not had and not wiring.wanted(project, functions):
+        return ()
+    account = wiring.account_of(remote) or aws_mod.account_id(aws, region)
+    targets = wiring.targets(project, functions, remote, region, account)
+    log(f"reading the triggers and settings of {len(targets)} functions")
+    return tuple(wiring.plan(targets, wiring.read(aws, region, targets)))
 
 
 # --- prune ----------------------------------------------------------------------------------------------

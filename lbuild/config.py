@@ -12,12 +12,14 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from lbuild import rules
 from lbuild.errors import ConfigError, LimitError
+from lbuild.wiring import parse as wiring_parse
+from lbuild.wiring.model import Wiring
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -88,6 +90,7 @@ class Function:
     dockerfile: Path | None = None
     base_image: str | None = None
     image_repository: str | None = None
+    wiring: Wiring = field(default_factory=Wiring)  # triggers, permissions, execution settings
 
     @property
     def target(self) -> rules.Target:
@@ -168,8 +171,8 @@ _OVERRIDABLE = {"runtime", "architecture", "role", "memory", "timeout", "ephemer
                 "tags", "description", "package_type", "layers", "vpc", "exclude", "base_image", "isolated",
                 "include"}
 _FUNCTION_ONLY = {"handler", "source", "requirements", "edge", "dockerfile", "image_repository"}
-_PROJECT_KEYS = _PROJECT_ONLY | _OVERRIDABLE
-_FUNCTION_KEYS = _FUNCTION_ONLY | _OVERRIDABLE
+_PROJECT_KEYS = _PROJECT_ONLY | _OVERRIDABLE | wiring_parse.PROJECT_KEYS
+_FUNCTION_KEYS = _FUNCTION_ONLY | _OVERRIDABLE | wiring_parse.FUNCTION_KEYS
 _TOP_KEYS = {"project", "layers", "functions"}
 _LAYERS_KEYS = {"min_functions"}
 _EDGE_KEYS = {"distribution", "event_type", "path_pattern", "include_body"}
@@ -188,10 +191,16 @@ class _Locator:
     def __init__(self, text: str) -> None:
         self.lines: dict[tuple[str, ...], int] = {}
         table: tuple[str, ...] = ()
+        arrays: dict[tuple[str, ...], int] = {}  # [[a.b]] headers seen so far: the next one is element n
         for number, line in enumerate(text.splitlines(), start=1):
             header = self._HEADER.match(line)
             if header:
                 table = _split_key(header.group(1))
+                if line.lstrip().startswith("[["):  # an array of tables: its elements are a.b.0, a.b.1, ...
+                    index = arrays.get(table, 0)
+                    arrays[table] = index + 1
+                    self._add(table, 1, number)
+                    table = (*table, str(index))
                 self._add(table, 1, number)  # [a.b] also defines a
                 continue
             key = self._KEY.match(line)
@@ -210,6 +219,11 @@ class _Locator:
         return None
 
 
+def _dotted(key: Sequence[str]) -> str:
+    """``functions.orders.triggers[0].batch_size``: a key path as written, array elements by index."""
+    return "".join(f"[{part}]" if part.isdigit() and n else ("." if n else "") + part for n, part in enumerate(key))
+
+
 def _split_key(text: str) -> tuple[str, ...]:
     parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", text)
     return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
@@ -225,7 +239,7 @@ class _Reader:
     def where(self, *key: str) -> str:
         line = self.locator.line(tuple(key))
         location = f"{self.path}:{line}" if line else str(self.path)
-        return f"{location}, key {'.'.join(key)}" if key else location
+        return f"{location}, key {_dotted(key)}" if key else location
 
     def error(self, what: str, key: tuple[str, ...], hint: str | None = None) -> ConfigError:
         return ConfigError(what, where=self.where(*key), hint=hint)
@@ -480,7 +494,7 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
     )
     if function.edge is not None:
         _check_edge_limits(r, function, table, project, fkey)
-    return function
+    return replace(function, wiring=wiring_parse.parse_wiring(r, table, project, fkey, function))
 
 
 _EDGE_NOT_INHERITED = ("environment", "layers", "vpc", "architecture")

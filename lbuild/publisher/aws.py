@@ -196,6 +196,11 @@ def not_found(exc: AwsError) -> bool:
     return exc.code in NOT_FOUND
 
 
+def account_id(aws: Aws, region: str) -> str:
+    """The account the credentials belong to (STS GetCallerIdentity)."""
+    return str(aws.call("sts", "get_caller_identity", "the caller's identity", region)["Account"])
+
+
 def read_function(aws: Aws, name: str, alias: str | None, region: str) -> RemoteFunction | None:
     try:
         latest = aws.call("lambda", "get_function", f"function {name}", region, FunctionName=name)

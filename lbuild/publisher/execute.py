@@ -35,9 +35,7 @@ from lbuild.publisher.plan import (
     PublishLayer,
     PublishVersion,
     PushImage,
-    Step,
     TagFunction,
-    Unchanged,
     UpdateCode,
     UpdateConfig,
     UploadObject,
@@ -45,6 +43,9 @@ from lbuild.publisher.plan import (
     config_from_aws,
     percent,
 )
+from lbuild.steps import Step, Unchanged
+from lbuild.wiring import stage as wiring_stage
+from lbuild.wiring.core import WiringStep
 
 Log = Callable[[str], None]
 Guard = Callable[[], None]
@@ -106,6 +107,7 @@ class Executor:
         steps = list(plan.steps)
         first = [s for s in steps if isinstance(s, (UploadObject, PublishLayer)) and _function_of(s) is None]
         release: list[Step] = [s for s in steps if isinstance(s, (MoveAlias, AssociateEdge))]
+        wiring = [s for s in steps if isinstance(s, WiringStep)]
         by_function: dict[str, list[Step]] = {}
         for step in steps:
             fn = _function_of(step)
@@ -127,6 +129,9 @@ class Executor:
             elif release:
                 self.guard()
                 failures += self._release(release)
+            if not failures and wiring:
+                self.guard()
+                failures += self._wire(wiring)
         except KeyboardInterrupt:
             self._stop.set()
             interrupted = True
@@ -192,6 +197,19 @@ class Executor:
                 return f"back at {step.old_arn}"
         raise AwsError(f"{step.describe()} cannot be undone: nothing was attached before",
                        hint="attach the previous version in the CloudFront console if needed")
+
+    # --- the wiring stage: after the release, phase by phase ---
+
+    def _wire(self, steps: Sequence[WiringStep]) -> list[LbuildError]:
+        """Triggers, permissions and execution settings, once every alias serves the new build: each phase's
+        steps in parallel, the next phase only when the last one succeeded (removals unwire before they
+        revoke, so no event reaches a function that may not be invoked)."""
+        for phase in sorted({s.phase for s in steps}):
+            failures = self._parallel([[s] for s in steps if s.phase == phase])
+            if failures:
+                self._not_run(steps, "not run: an earlier wiring step failed")
+                return failures
+        return []
 
     # --- bookkeeping ---
 
@@ -295,6 +313,8 @@ class Executor:
     # --- the steps ---
 
     def _do(self, step: Step) -> str:
+        if isinstance(step, WiringStep):
+            return wiring_stage.apply(self.aws, self.region, step)
         match step:
             case UploadObject():
                 assert self.bucket is not None

@@ -17,6 +17,8 @@ from lbuild.config import Function, Project
 from lbuild.errors import ConfigError, UsageError
 from lbuild.manifest import Manifest
 from lbuild.publisher.edge import Association
+from lbuild.steps import Step, Unchanged
+from lbuild.wiring.core import is_wiring_tag
 
 LAYER_DESCRIPTION = "lbuild project={project} sha256:{sha256}"  # before the project was marked: "lbuild sha256:..."
 TAG_PROJECT = "lbuild:project"
@@ -157,18 +159,6 @@ class RemoteState:
 
 
 @dataclass(frozen=True)
-class Step:
-    reason: str
-
-    @property
-    def writes(self) -> bool:
-        return True
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
 class UploadObject(Step):
     bucket: str
     key: str
@@ -284,18 +274,6 @@ class AssociateEdge(Step):
     def describe(self) -> str:
         a = self.association
         return f"attach {self.function.name} to distribution {a.distribution} ({a.behaviour()}, {a.event_type})"
-
-
-@dataclass(frozen=True)
-class Unchanged(Step):
-    subject: str
-
-    @property
-    def writes(self) -> bool:
-        return False
-
-    def describe(self) -> str:
-        return f"{self.subject}: unchanged"
 
 
 @dataclass(frozen=True)
@@ -459,7 +437,7 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
                 steps.append(UpdateConfig("; ".join(differences), fn))
                 changed = True
             add = {k: v for k, v in fn.tags.items() if current.tags.get(k) != v}
-            remove = tuple(sorted(k for k in current.tags if k not in fn.tags
+            remove = tuple(sorted(k for k in current.tags if k not in fn.tags and not is_wiring_tag(k)
                                   and (k.startswith("lbuild:") or k in managed_keys(current.tags))))
             if (add or remove) and fn.edge is None:
                 steps.append(TagFunction("tags differ", fn, current.arn, add, remove))

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from lbuild.publisher import execute
-from lbuild.publisher.plan import CreateFunction, Step
+from lbuild.publisher.plan import CreateFunction
+from lbuild.steps import Step
 from tests.integration.test_deploy import Demo
 
 
