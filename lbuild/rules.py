@@ -224,3 +224,19 @@ EDGE_LIMITS: Mapping[str, EdgeLimits] = {
     "origin-request": EdgeLimits(10_240, 30, 50 * 1024 * 1024),
     "origin-response": EdgeLimits(10_240, 30, 50 * 1024 * 1024),
 }
+
+
+# --- wiring: triggers and execution settings (research note triggers-and-scale.md, rules R1-R32) ----------
+
+# esm: SQS, Kinesis and DynamoDB event source mappings
+
+# push: S3 notifications, SNS subscriptions, EventBridge rules
+
+# schedule: EventBridge Scheduler
+
+# http: HTTP API routes
+
+# settings: concurrency, async invocation, function URL, logs, SnapStart
+
+# permissions: the function's resource-based policy
+

@@ -45,6 +45,7 @@ class Target:
 
     key: str  # the name in lbuild.toml
     name: str  # the Lambda function name
+    project: str  # [project].name: lbuild's names for rules, schedules, notifications start with it
     region: str
     account: str
     qualifier: str | None  # [project].alias: triggers and alias-scoped settings point at it

@@ -52,6 +52,17 @@ def _warm_up(url: str) -> None:
     helper.s3.list_buckets()
     helper.iam.list_roles()
     helper.client("sts").get_caller_identity()
+    # the services the wiring stage (triggers and execution settings) talks to
+    helper.client("sqs").list_queues()
+    helper.client("kinesis").list_streams()
+    helper.client("dynamodb").list_tables()
+    helper.client("dynamodbstreams").list_streams()
+    helper.client("sns").list_topics()
+    helper.client("events").list_rules()
+    helper.client("scheduler").list_schedule_groups()
+    helper.client("logs").describe_log_groups()
+    helper.client("apigatewayv2").get_apis()
+    helper.lambda_.list_event_source_mappings()
 
 
 @pytest.fixture(scope="session")
