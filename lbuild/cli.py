@@ -50,6 +50,7 @@ STATE = Settings()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="lbuild.toml (default: searched upward from .)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="List the unchanged steps too.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
 
@@ -327,10 +328,18 @@ def _dist(project: Project, out: Path | None) -> Path:
     return (out or project.root / "dist").resolve()
 
 
-def _show_plan(plan: Plan, notes: Sequence[str] = ()) -> None:
+def _show_plan(plan: Plan, notes: Sequence[str] = (), verbose: bool = False) -> None:
+    """Each change with its reason; what is unchanged collapses to a count unless ``verbose`` (a warning on an
+    unchanged thing is always shown)."""
+    hidden = 0
     for step in plan.steps:
+        if not step.writes and not verbose and not step.reason.startswith("warning"):
+            hidden += 1
+            continue
         mark = "+" if step.writes else "="
         info(f" {mark} {step.describe()}: {step.reason}")
+    if hidden:
+        info(f" = {hidden} unchanged (--verbose lists them)")
     for note in notes:
         info(f"note: {note}")
     info(f"{len(plan.changes)} change(s)" if plan.changes else "everything is up to date")
@@ -364,6 +373,7 @@ def plan_command(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Show what deploy would do against the live AWS state; exit 10 if anything would change.
 
@@ -381,7 +391,7 @@ def plan_command(
                                  canary)
     document = {**planned.plan.as_dict(), "region": planned.region, "requests": _requests(aws),
                 "deploy_lock": planned.lock, "notes": list(planned.notes), "removed": list(planned.removed)}
-    emit(document, lambda: _show_plan(planned.plan, planned.notes))
+    emit(document, lambda: _show_plan(planned.plan, planned.notes, verbose))
     if planned.plan.changes:
         raise typer.Exit(10)
 
@@ -402,11 +412,12 @@ def deploy(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Package if needed, take the deploy lock, then publish layers, code, configuration and versions; move
     aliases last (all or nothing)."""
     if dry_run:
-        plan_command(functions, out, locked, canary, profile, region, config, json_, quiet, debug)
+        plan_command(functions, out, locked, canary, profile, region, config, json_, quiet, debug, verbose)
         return
     _merge(config, json_, quiet, debug)
     from lbuild import app as use_cases
@@ -416,7 +427,7 @@ def deploy(
         _refuse_unconfirmed(yes, "deploy")  # before any write: only the plan was read
         if yes:
             return True
-        _show_plan(planned.plan, planned.notes)
+        _show_plan(planned.plan, planned.notes, verbose)
         return typer.confirm(f"deploy {len(planned.plan.changes)} change(s) to {planned.region}?", err=True)
 
     started = time.perf_counter()

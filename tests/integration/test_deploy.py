@@ -812,3 +812,21 @@ def test_an_invalid_region_is_a_configuration_error_before_any_call(demo: Demo, 
                                     "[project].region)")
     assert "hint: use a region name such as " in result.stderr and "<html" not in result.stderr.lower()
     assert result.recorder.calls == []
+
+
+def test_plan_collapses_unchanged_steps_to_a_count_unless_verbose(demo: Demo) -> None:
+    demo.deploy()
+    (demo.root / "functions" / "users" / "app.py").write_text("def handler(event, context):\n    return 2\n")
+    demo.run("package")
+
+    short = demo.run("plan")
+    assert short.code == 10, short.stderr
+    assert f" + update code of {_fn('users')}: code changed (CodeSha256 differs)" in short.stderr
+    assert f"function {_fn('orders')}: unchanged" not in short.stderr
+    hidden = [line for line in short.stderr.splitlines() if "unchanged (--verbose lists them)" in line]
+    assert len(hidden) == 1 and int(hidden[0].split()[1]) >= 6, short.stderr
+
+    full = demo.run("plan", "--verbose")
+    assert full.code == 10
+    assert f" = function {_fn('orders')}: unchanged" in full.stderr
+    assert "--verbose lists them" not in full.stderr
