@@ -2,6 +2,7 @@
 """Benchmark ``lbuild deploy`` against moto in server mode on 127.0.0.1 (never real AWS).
 
     python bench/bench_deploy.py [--workload DIR] [--functions 40] [--pool real|local] [--throttle 0.2 --reps 3]
+                                 [--triggers]
 
 Measures, in one run: the first deploy (everything created) and a no-op deploy (nothing changed), with wall
 time and lbuild's own request counts (reads, writes; the no-op must write nothing and read at most 3 per
@@ -12,6 +13,11 @@ the figures are about publishing. Needs moto[server] (lbuild's test extra) in th
 tests/support/faultproxy.py, fault-free and with the proxy answering RATE of all requests with throttling (half 429
 TooManyRequestsException, half 400 ThrottlingException), ``--reps`` times each, interleaved, and a deploy
 whose every GetFunction of one function is throttled (how long a persistent throttle takes to fail).
+
+``--triggers`` gives every function an SQS trigger on its own queue, log retention and reserved concurrency,
+every second one an EventBridge rule and every fifth one a notification on one shared S3 bucket (which also
+holds a foreign notification), so the read and write counts cover the wiring stage: the no-op deploy must
+still write nothing, and its reads per function show what the sweeps cost.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchkit import REPO, compile_lbuild, kit, moto
 
@@ -57,6 +64,38 @@ def _reset(endpoint: str) -> None:
     boto3.client("iam", endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="testing",
                  aws_secret_access_key="testing").create_role(RoleName="bench-lambda",
                                                               AssumeRolePolicyDocument=json.dumps(trust))
+
+
+def add_triggers(workload: Path, endpoint: str, functions: int) -> None:
+    """Queues, a shared bucket and their triggers in the workload's lbuild.toml (see ``--triggers``)."""
+    import boto3
+
+    def client(service: str) -> Any:
+        return boto3.client(service, endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
+
+    sqs, s3 = client("sqs"), client("s3")
+    s3.create_bucket(Bucket="bench-uploads", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    foreign = sqs.create_queue(QueueName="foreign", Attributes={"VisibilityTimeout": "60"})
+    foreign_arn = sqs.get_queue_attributes(QueueUrl=foreign["QueueUrl"], AttributeNames=["QueueArn"])
+    s3.put_bucket_notification_configuration(Bucket="bench-uploads", NotificationConfiguration={
+        "QueueConfigurations": [{"Id": "someone-else", "QueueArn": foreign_arn["Attributes"]["QueueArn"],
+                                 "Events": ["s3:ObjectRemoved:*"]}]})
+    config = workload / "lbuild.toml"
+    text = config.read_text(encoding="utf-8")
+    names = sorted(p.name for p in (workload / "functions").iterdir())[:functions]
+    extra = []
+    for n, name in enumerate(names):
+        url = sqs.create_queue(QueueName=f"q-{name}", Attributes={"VisibilityTimeout": "900"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        extra.append(f"[[functions.{name}.triggers]]\nsqs = \"{arn}\"\nbatch_size = 5\n")
+        if n % 2 == 0:
+            extra.append(f"[[functions.{name}.triggers]]\neventbridge = '{{\"source\": [\"bench.{name}\"]}}'\n")
+        if n % 5 == 0:
+            extra.append(f"[[functions.{name}.triggers]]\ns3 = \"bench-uploads\"\nprefix = \"{name}/\"\n")
+    settings = "log_retention_days = 14\nreserved_concurrency = 2\n"
+    text = text.replace("[project]\n", "[project]\n" + settings, 1)
+    config.write_text(text + "\n" + "\n".join(extra), encoding="utf-8")
 
 
 def throttled(workload: Path, env: dict[str, str], rate: float, reps: int) -> list[tuple[str, float, dict | None]]:
@@ -104,6 +143,7 @@ def main() -> None:
     parser.add_argument("--pool", default="real", choices=("real", "local"))
     parser.add_argument("--throttle", type=float, default=0.0, help="also measure deploys under this throttle rate")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--triggers", action="store_true", help="give the functions triggers and settings")
     parser.add_argument("--out", type=Path, default=Path(f"/tmp/bench-deploy-{int(time.time())}.json"))
     options = parser.parse_args()
     compile_lbuild()
@@ -117,6 +157,8 @@ def main() -> None:
                         "--seed", "1", "--pool", options.pool, "--runtime", "python3.11", "--architecture",
                         "x86_64", "--out", str(workload)], check=True, stdout=subprocess.DEVNULL)
     with moto(work / "cache") as env:
+        if options.triggers:
+            add_triggers(workload, env["AWS_ENDPOINT_URL"], options.functions)
         seconds, code, _, err = lbuild(["package", "--json"], workload, env)
         if code:
             sys.exit(f"lbuild package failed ({code}):\n{err}")
@@ -134,7 +176,8 @@ def main() -> None:
         if options.throttle:
             rows += throttled(workload, env, options.throttle, options.reps)
     functions = options.functions
-    print(f"\nlbuild deploy against moto server, {functions} functions ({options.pool} pool)")
+    triggers = ", with triggers and settings" if options.triggers else ""
+    print(f"\nlbuild deploy against moto server, {functions} functions ({options.pool} pool{triggers})")
     print(f"{'step':34} {'wall s':>8} {'reads':>6} {'writes':>6} {'reads/fn':>8}")
     for label, seconds, requests in rows:
         reads = requests["reads"] if requests else ""
