@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lbuild import manifest, rules
+from lbuild import manifest, rules, values
 from lbuild.builders import fresh
 from lbuild.builders import package as builder
 from lbuild.builders.package import PackageResult
@@ -175,32 +175,41 @@ class Deployed:
 
 
 def plan(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None, log: Log,
-         canary: float | None = None) -> Planned:
+         canary: float | None = None, prebuilt: bool = False) -> Planned:
     """What ``deploy`` would do, from lbuild.lock and dist/ as they are (exit 10 when stale) and the live state.
 
-    ``canary`` is the percentage of each alias's traffic a canary release routes to the new versions.
+    ``canary`` is the percentage of each alias's traffic a canary release routes to the new versions;
+    ``prebuilt`` (``--from DIR``): plan ``dist`` as built elsewhere (its artifacts checked, lbuild.lock not read).
     """
     from lbuild.publisher import preflight
 
     weight = preflight.canary_weight(project, names, canary)
     chosen = aws.require_region(region or project.region)  # a bad region is a usage error before anything else
-    found = built(project, names, dist)
+    found = verified(project, names, dist, log) if prebuilt else built(project, names, dist)
     return _read_and_plan(project, found, names, dist, aws, chosen, log, weight)
 
 
 def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws, region: str | None,
            phase: Phase, confirm: Callable[[Planned], bool], *, locked: bool = False,
            canary: float | None = None, wait: bool = False, lock_timeout: float = 0.0,
-           notify: Log = lambda _: None) -> Deployed:
+           notify: Log = lambda _: None, prebuilt: bool = False) -> Deployed:
     """Package, take the deploy lock, read the live state, plan, ask ``confirm`` (only when something
-    changes), execute, release the lock. ``notify`` hears about waiting for (or taking over) the lock."""
+    changes), execute, release the lock. ``notify`` hears about waiting for (or taking over) the lock.
+
+    ``prebuilt`` (``--from DIR``): deploy ``dist`` exactly as it was built, elsewhere and earlier: nothing is
+    locked or built, and every artifact must hash to its manifest entry (exit 4 otherwise).
+    """
     from lbuild.publisher import lease, preflight
     from lbuild.publisher.execute import Executor
 
     weight = preflight.canary_weight(project, names, canary)  # refused before anything is built
     chosen = aws.require_region(region or project.region)
-    with phase("packaging") as log:
-        packaged = package(project, names, dist, log=log, locked=locked).manifest
+    if prebuilt:
+        with phase("checking the artifacts") as log:
+            packaged = verified(project, names, dist, log)
+    else:
+        with phase("packaging") as log:
+            packaged = package(project, names, dist, log=log, locked=locked).manifest
     with phase("planning") as log:
         planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
     if not planned.plan.changes:  # nothing to do: no lock taken, no write made
@@ -220,6 +229,38 @@ def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
     return Deployed(planned, tuple(results), confirmed=True)
 
 
+def verified(project: Project, names: Sequence[str], dist: Path, log: Log) -> Manifest:
+    """dist/'s manifest when every artifact of the functions to deploy (and the layers they attach) hashes to its
+    manifest entry and every function to deploy is in it; BuildError (exit 4) otherwise. Reads only."""
+    from lbuild.builders.build import intact
+    from lbuild.errors import BuildError
+
+    where = _shown(project, dist / manifest.FILE)
+    found = manifest.read(dist, where)
+    if found is None:
+        raise BuildError(f"{_shown(project, dist)}/ has no {manifest.FILE}", where=where,
+                         hint="pass --from the directory `lbuild package --out DIR` wrote (CI: the artifact of the "
+                              "build job)")
+    entries = {entry.name: entry for entry in found.functions}
+    wanted = [fn.name for fn in select(project, names)]
+    missing = [name for name in wanted if name not in entries]
+    if missing:
+        raise BuildError(f"{_shown(project, dist)}/ was built without function(s) {', '.join(missing)}", where=where,
+                         hint="package every function you deploy in the build job (`lbuild package`), or deploy only "
+                              "the functions it built")
+    used = {layer for name in wanted for layer in entries[name].layers}
+    artifacts = [(f"function {n}", entries[n].artifact) for n in wanted] + \
+        [(f"layer {layer.name}", layer.artifact) for layer in found.layers if layer.name in used]
+    for what, artifact in artifacts:
+        if artifact is not None and not intact(dist / artifact.file, artifact.sha256, artifact.zip_bytes):
+            raise BuildError(f"{_shown(project, dist / artifact.file)} ({what}) does not match {manifest.FILE}: "
+                             "it was changed, truncated or removed after it was built", where=where,
+                             hint="deploy the directory exactly as `lbuild package` wrote it; build it again if "
+                                  "it was damaged")
+    log(f"{len(artifacts)} artifacts match {manifest.FILE}")
+    return found
+
+
 def deploy_lock(project: Project, aws: aws_mod.Aws, region: str, command: str, build: str,
                 notify: Log) -> lease.DeployLock | None:
     """The project's deploy lock in ``artifact_bucket`` (None without a bucket: nothing to hold it in)."""
@@ -227,7 +268,7 @@ def deploy_lock(project: Project, aws: aws_mod.Aws, region: str, command: str, b
 
     if not project.artifact_bucket:
         return None
-    return lease.DeployLock(aws, project.artifact_bucket, project.name, region, lease.Holder.me(command, build),
+    return lease.DeployLock(aws, project.artifact_bucket, project.deploy_name, region, lease.Holder.me(command, build),
                             notify)
 
 
@@ -240,6 +281,8 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
     from lbuild.publisher.plan import plan as plan_steps
     from lbuild.publisher.removed import find_removed
 
+    project = values.resolve(project, os.environ, values.ssm_reader(
+        lambda names: aws.call("ssm", "get_parameters", "SSM parameters", region, Names=names, WithDecryption=True)))
     registry = preflight.registry(project, found, aws, region)
     layers, functions = wanted_state(project, found, dist, names, registry.host if registry else None)
     artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]
@@ -252,7 +295,7 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
         remote = replace(remote, images={
             f.name: images.remote_digest(f.image.repository, f.image.tag, registry) for f in functions if f.image
         })
-    lock = f"s3://{project.artifact_bucket}/{lease.lock_key(project.name)}" if project.artifact_bucket else None
+    lock = f"s3://{project.artifact_bucket}/{lease.lock_key(project.deploy_name)}" if project.artifact_bucket else None
     removed = () if names else tuple(r.name for r in find_removed(aws, project, region))
     steps = plan_steps(project, layers, functions, remote, project.alias, weight).steps
     return Planned(Plan(steps + _plan_wiring(project, functions, remote, aws, region, log)), region, found,

@@ -44,6 +44,7 @@ class Settings:
     debug: bool = False
     profile: str | None = None
     region: str | None = None
+    stage: str | None = None
 
 
 STATE = Settings()
@@ -53,6 +54,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="List the unchanged steps too.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
+StageOpt = Annotated[str | None, typer.Option("--stage", envvar="LBUILD_STAGE", metavar="NAME",
+                                             help="Deploy to this [stages.NAME] (overlays [project]).")]
 
 
 def _merge(config: Path | None = None, json_: bool = False, quiet: bool = False, debug: bool = False) -> Settings:
@@ -77,12 +80,13 @@ def main_options(
     debug: DebugOpt = False,
     profile: Annotated[str | None, typer.Option("--profile", help="AWS profile (overrides AWS_PROFILE).")] = None,
     region: Annotated[str | None, typer.Option("--region", help="AWS region (overrides AWS_REGION).")] = None,
+    stage: StageOpt = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Global options."""
     _merge(config, json_, quiet, debug)
-    STATE.profile, STATE.region = profile, region
+    STATE.profile, STATE.region, STATE.stage = profile, region, stage
 
 
 # --- output helpers -----------------------------------------------------------------------------------
@@ -166,10 +170,15 @@ def report(error: LbuildError) -> int:
     return error.exit_code
 
 
-def _project() -> Any:
+def _project(deploying: bool = False) -> Any:
+    """lbuild.toml with the chosen stage applied; ``deploying``: a command that reaches AWS needs a stage when
+    lbuild.toml defines stages."""
     from lbuild.config import load_project
 
-    return load_project(STATE.config)
+    project = load_project(STATE.config, stage=STATE.stage)
+    if deploying:
+        project.require_stage()
+    return project
 
 
 # --- commands -------------------------------------------------------------------------------------------
@@ -266,9 +275,11 @@ def package(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    stage: StageOpt = None,
 ) -> None:
     """Lock if needed, split into shared layers and bundles, build reproducible zips, check limits."""
     _merge(config, json_, quiet, debug)
+    STATE.stage = stage or STATE.stage
     from lbuild import app as use_cases
 
     project = _project()
@@ -317,6 +328,9 @@ def _size_table(built: Manifest) -> None:
 
 ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (overrides AWS_PROFILE).")]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (overrides lbuild.toml and AWS_REGION).")]
+FromOpt = Annotated[Path | None, typer.Option(
+    "--from", metavar="DIR", help="Deploy this dist/ exactly as it was built (CI's artifact): every artifact is "
+    "checked against its manifest (exit 4), nothing is locked or built.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
 LockedOpt = Annotated[bool, typer.Option("--locked", help="Fail (exit 10) if lbuild.lock is stale; never re-lock.")]
 CanaryOpt = Annotated[float | None, typer.Option(
@@ -324,8 +338,11 @@ CanaryOpt = Annotated[float | None, typer.Option(
     "the aliases point at keep the rest. A deploy without it promotes.")]
 
 
-def _dist(project: Project, out: Path | None) -> Path:
-    return (out or project.root / "dist").resolve()
+def _dist(project: Project, out: Path | None, from_: Path | None = None) -> Path:
+    if out is not None and from_ is not None:
+        raise UsageError("--from and --out name two build folders", where="--from / --out",
+                         hint="--from DIR deploys DIR as built; drop --out")
+    return (from_ or out or project.root / "dist").resolve()
 
 
 def _show_plan(plan: Plan, notes: Sequence[str] = (), verbose: bool = False) -> None:
@@ -365,6 +382,7 @@ def _requests(aws: Aws) -> dict[str, Any]:
 def plan_command(
     functions: Annotated[list[str] | None, typer.Argument(help="Only these functions.")] = None,
     out: OutOpt = None,
+    from_: FromOpt = None,
     locked: LockedOpt = False,
     canary: CanaryOpt = None,
     profile: ProfileOpt = None,
@@ -373,6 +391,7 @@ def plan_command(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    stage: StageOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Show what deploy would do against the live AWS state; exit 10 if anything would change.
@@ -380,15 +399,16 @@ def plan_command(
     Reads lbuild.lock and dist/ as they are and writes nothing: exit 10 when either is stale.
     """
     _merge(config, json_, quiet, debug)
+    STATE.stage = stage or STATE.stage
     from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
 
     del locked  # plan never locks: --locked is accepted for symmetry with deploy
-    project = _project()
+    project = _project(deploying=True)
     aws = Aws(profile or STATE.profile, None)
     with progress("planning") as log:
-        planned = use_cases.plan(project, functions or [], _dist(project, out), aws, region or STATE.region, log,
-                                 canary)
+        planned = use_cases.plan(project, functions or [], _dist(project, out, from_), aws,
+                                 region or STATE.region, log, canary, prebuilt=from_ is not None)
     document = {**planned.plan.as_dict(), "region": planned.region, "requests": _requests(aws),
                 "deploy_lock": planned.lock, "notes": list(planned.notes), "removed": list(planned.removed)}
     emit(document, lambda: _show_plan(planned.plan, planned.notes, verbose))
@@ -403,6 +423,7 @@ def deploy(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until CloudFront has deployed Edge changes.")] = False,
     out: OutOpt = None,
+    from_: FromOpt = None,
     locked: LockedOpt = False,
     canary: CanaryOpt = None,
     lock_timeout: LockTimeoutOpt = 0.0,
@@ -412,14 +433,17 @@ def deploy(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    stage: StageOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Package if needed, take the deploy lock, then publish layers, code, configuration and versions; move
     aliases last (all or nothing)."""
     if dry_run:
-        plan_command(functions, out, locked, canary, profile, region, config, json_, quiet, debug, verbose)
+        plan_command(functions, out, from_, locked, canary, profile, region, config, json_, quiet, debug,
+                     stage=stage, verbose=verbose)
         return
     _merge(config, json_, quiet, debug)
+    STATE.stage = stage or STATE.stage
     from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
 
@@ -431,11 +455,11 @@ def deploy(
         return typer.confirm(f"deploy {len(planned.plan.changes)} change(s) to {planned.region}?", err=True)
 
     started = time.perf_counter()
-    project = _project()
+    project = _project(deploying=True)
     aws = Aws(profile or STATE.profile, None)
-    deployed = use_cases.deploy(project, functions or [], _dist(project, out), aws, region or STATE.region,
+    deployed = use_cases.deploy(project, functions or [], _dist(project, out, from_), aws, region or STATE.region,
                                 progress, confirm, locked=locked, canary=canary, wait=wait,
-                                lock_timeout=lock_timeout, notify=_notice)
+                                lock_timeout=lock_timeout, notify=_notice, prebuilt=from_ is not None)
     if not deployed.confirmed:
         raise typer.Exit(1)
     plan, chosen, results = deployed.planned.plan, deployed.planned.region, deployed.results
@@ -477,20 +501,22 @@ def unlock(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    stage: StageOpt = None,
 ) -> None:
     """Remove the project's deploy lock left by a killed runner (only the one with this ID)."""
     _merge(config, json_, quiet, debug)
+    STATE.stage = stage or STATE.stage
     from lbuild.publisher import lease
     from lbuild.publisher.aws import Aws
 
-    project = _project()
+    project = _project(deploying=True)
     if not project.artifact_bucket:
         raise UsageError("this project holds no deploy lock: it has no artifact_bucket", where="[project]",
                          hint="set artifact_bucket in [project]; lbuild keeps its deploy lock there")
     aws = Aws(profile or STATE.profile, None)
     chosen = aws.require_region(region or STATE.region or project.region)
-    removed = lease.unlock(aws, project.artifact_bucket, project.name, chosen, lock_id)
-    where = f"s3://{project.artifact_bucket}/{lease.lock_key(project.name)}"
+    removed = lease.unlock(aws, project.artifact_bucket, project.deploy_name, chosen, lock_id)
+    where = f"s3://{project.artifact_bucket}/{lease.lock_key(project.deploy_name)}"
     emit({"removed": removed is not None, "lock": where,
           "holder": None if removed is None else removed.describe()},
          lambda: info(f"no deploy lock is held ({where})" if removed is None
@@ -509,13 +535,15 @@ def prune(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    stage: StageOpt = None,
 ) -> None:
     """Delete this project's function and layer versions that no alias, function or kept version references."""
     _merge(config, json_, quiet, debug)
+    STATE.stage = stage or STATE.stage
     from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
 
-    project = _project()
+    project = _project(deploying=True)
     aws = Aws(profile or STATE.profile, None)
 
     def listing(plan: Any) -> None:
@@ -571,16 +599,18 @@ def remove(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    stage: StageOpt = None,
 ) -> None:
     """Delete functions (with their aliases and versions) that were removed from lbuild.toml."""
     _merge(config, json_, quiet, debug)
+    STATE.stage = stage or STATE.stage
     from lbuild.publisher.aws import Aws
     from lbuild.publisher.removed import delete_removed, survey
 
     if bool(functions) == all_removed:
         raise UsageError("name the functions to remove, or pass --all-removed (not both)", where="lbuild remove",
                          hint="`lbuild remove --all-removed --dry-run` lists what lbuild.toml no longer has")
-    project = _project()
+    project = _project(deploying=True)
     configured = {fn.name for fn in project.functions}
     for name in functions or ():
         if name in configured:
@@ -591,13 +621,13 @@ def remove(
     found = survey(aws, project, chosen)
     by_key = {fn.key: fn for fn in found.removed}
     for name in functions or ():
-        full = f"{project.name}-{name}"
+        full = f"{project.deploy_name}-{name}"
         if name in by_key:
             continue
         if full in found.foreign:
-            raise UsageError(f"function {full} was not created by lbuild project {project.name}; left alone",
+            raise UsageError(f"function {full} was not created by lbuild project {project.deploy_name}; left alone",
                              where=f"function {full} in {chosen}",
-                             hint=f"lbuild removes only functions tagged lbuild:project={project.name}")
+                             hint=f"lbuild removes only functions tagged lbuild:project={project.deploy_name}")
         raise UsageError(f"no function {full} in {chosen}", where=f"function {full}",
                          hint="`lbuild remove --all-removed --dry-run` lists the functions lbuild can remove")
     doomed = found.removed if all_removed else tuple(by_key[name] for name in dict.fromkeys(functions or ()))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lbuild import rules
+from lbuild import rules, stages, values
 from lbuild.errors import ConfigError, LimitError
 from lbuild.wiring import parse as wiring_parse
 from lbuild.wiring.model import Wiring
@@ -111,6 +111,21 @@ class Project:
     image_registry: str | None = None  # push images here instead of the account's ECR (mirrors, tests)
     alias: str | None = None
     min_functions: int = 2
+    stage: str | None = None  # the stage chosen (--stage, LBUILD_STAGE or default_stage); its overlay is applied
+    stages: tuple[str, ...] = ()  # every [stages.NAME] lbuild.toml defines
+    deploy_name: str = ""  # what AWS resources are named after: name, or the stage's "<name>-<stage>"
+    stage_names: Mapping[str, str] = field(default_factory=dict)  # every stage -> the name it deploys under
+
+    def __post_init__(self) -> None:
+        if not self.deploy_name:
+            object.__setattr__(self, "deploy_name", self.name)
+
+    def require_stage(self) -> None:
+        """ConfigError (exit 2) when lbuild.toml defines stages and none is chosen: a deploy must say where to."""
+        if self.stages and self.stage is None:
+            raise ConfigError(f"lbuild.toml defines stages ({', '.join(self.stages)}) and none is chosen",
+                              where="--stage / LBUILD_STAGE / [project].default_stage",
+                              hint=f"pass --stage {self.stages[0]} (or set LBUILD_STAGE, or [project] default_stage)")
 
     @property
     def lock_path(self) -> Path:
@@ -142,7 +157,8 @@ def find_config(start: Path | None = None) -> Path:
     )
 
 
-def load_project(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Project:
+def load_project(path: Path | None = None, environ: Mapping[str, str] | None = None,
+                 stage: str | None = None) -> Project:
     """Read and validate lbuild.toml (found upward from the current directory when ``path`` is None)."""
     config_path = (path or find_config()).resolve()
     try:
@@ -160,20 +176,20 @@ def load_project(path: Path | None = None, environ: Mapping[str, str] | None = N
     except OSError as exc:
         raise ConfigError(f"cannot read {config_path}: {exc.strerror or exc}", where=str(config_path),
                           hint="check that the path is a readable file") from None
-    return parse_project(text, config_path, os.environ if environ is None else environ)
+    return parse_project(text, config_path, os.environ if environ is None else environ, stage)
 
 
 # --- parsing -------------------------------------------------------------------------------------
 
 _PROJECT_ONLY = {"name", "region", "artifact_bucket", "image_registry", "alias", "index_url", "extra_index_urls",
-                 "find_links", "no_index"}
+                 "find_links", "no_index", "default_stage"}
 _OVERRIDABLE = {"runtime", "architecture", "role", "memory", "timeout", "ephemeral_storage", "environment",
                 "tags", "description", "package_type", "layers", "vpc", "exclude", "base_image", "isolated",
                 "include"}
 _FUNCTION_ONLY = {"handler", "source", "requirements", "edge", "dockerfile", "image_repository"}
 _PROJECT_KEYS = _PROJECT_ONLY | _OVERRIDABLE | wiring_parse.PROJECT_KEYS
 _FUNCTION_KEYS = _FUNCTION_ONLY | _OVERRIDABLE | wiring_parse.FUNCTION_KEYS
-_TOP_KEYS = {"project", "layers", "functions"}
+_TOP_KEYS = {"project", "layers", "functions", "stages"}
 _LAYERS_KEYS = {"min_functions"}
 _EDGE_KEYS = {"distribution", "event_type", "path_pattern", "include_body"}
 _VPC_KEYS = {"subnet_ids", "security_group_ids"}
@@ -235,8 +251,13 @@ class _Reader:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.locator = _Locator(text)
+        self.moved: Mapping[tuple[str, ...], tuple[str, ...]] = {}  # a stage's keys: where they were written
 
     def where(self, *key: str) -> str:
+        for end in range(len(key), 0, -1):
+            if key[:end] in self.moved:
+                key = (*self.moved[key[:end]], *key[end:])
+                break
         line = self.locator.line(tuple(key))
         location = f"{self.path}:{line}" if line else str(self.path)
         return f"{location}, key {_dotted(key)}" if key else location
@@ -303,7 +324,7 @@ def _did_you_mean(name: str, choices: Any) -> str | None:
     return f"did you mean '{match[0]}'?" if match else None
 
 
-def parse_project(text: str, path: Path, environ: Mapping[str, str]) -> Project:
+def parse_project(text: str, path: Path, environ: Mapping[str, str], stage: str | None = None) -> Project:
     """Validate the text of lbuild.toml at ``path`` into a ``Project``."""
     try:
         data = tomllib.loads(text)
@@ -312,6 +333,8 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str]) -> Project:
     r = _Reader(path, text)
     root = path.parent
     r.check_keys(data, _TOP_KEYS, ())
+    staged = stages.apply(data, stage, r.where, wiring_parse.FUNCTION_KEYS | wiring_parse.PROJECT_KEYS)
+    data, r.moved = dict(staged.data), staged.moved
     project = r.get(data, "project", dict, (), required=True)
     assert project is not None
     r.check_keys(project, _PROJECT_KEYS, ("project",))
@@ -341,12 +364,17 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str]) -> Project:
             raise r.error(f"functions '{first}' and '{fn_name}' differ only in case", ("functions", fn_name),
                           "rename one of them: their zips, Lambda function names and ECR repositories would "
                           "clash on case-insensitive file systems and services")
+    deploy_name = staged.deploy_name or name
     functions = tuple(
-        _parse_function(r, fn_name, fn_table, project, name, root)
+        _parse_function(r, fn_name, fn_table, project, deploy_name, root)
         for fn_name, fn_table in functions_table.items()
     )
     return Project(
         name=name,
+        stage=staged.stage,
+        stages=staged.stages,
+        deploy_name=deploy_name,
+        stage_names=staged.deploy_names,
         path=path,
         root=root,
         functions=functions,
@@ -463,6 +491,10 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
         if env_key in rules.RESERVED_ENV_KEYS:
             raise r.error(f"environment variable '{env_key}' is reserved by Lambda", env_where,
                           "rename it; Lambda sets this one itself")
+        wrong = values.check(environment[env_key])
+        if wrong:
+            raise r.error(wrong, env_where, 'write "${env:NAME}" (read from lbuild\'s environment at deploy) or '
+                                            '"${ssm:/path/name}" (an SSM parameter, read at deploy)')
     tags = {**(r.string_map(project, "tags", ("project",)) or {}), **(r.string_map(table, "tags", fkey) or {})}
     exclude = DEFAULT_EXCLUDE + (r.strings(project, "exclude", ("project",)) or ()) + \
         (r.strings(table, "exclude", fkey) or ())

@@ -294,7 +294,7 @@ class Plan:
 
 
 def function_name(project: Project, fn: Function) -> str:
-    return f"{project.name}-{fn.name}"
+    return f"{project.deploy_name}-{fn.name}"
 
 
 def wanted_state(project: Project, built: Manifest, dist: Path, names: Sequence[str],
@@ -329,7 +329,7 @@ def wanted_state(project: Project, built: Manifest, dist: Path, names: Sequence[
             subnet_ids=tuple(sorted(fn.vpc.subnet_ids)) if fn.vpc else (),
             security_group_ids=tuple(sorted(fn.vpc.security_group_ids)) if fn.vpc else (),
         )
-        tags = {**fn.tags, **managed_tags(fn.tags), TAG_PROJECT: project.name, TAG_FUNCTION: fn.name} \
+        tags = {**fn.tags, **managed_tags(fn.tags), TAG_PROJECT: project.deploy_name, TAG_FUNCTION: fn.name} \
             if fn.edge is None else {}
         association = None if fn.edge is None else Association(fn.edge.distribution, fn.edge.path_pattern,
                                                                fn.edge.event_type, fn.edge.include_body)

@@ -157,6 +157,14 @@ def read_inputs(aws: aws_mod.Aws, project: Project, region: str) -> PruneInputs:
             skipped.append(f"{name}: Lambda@Edge versions are never pruned (CloudFront may hold replicas)")
         elif name in latest and (found := _versions(aws, name, region)) is not None:
             functions.append(found)
+    for stage, deploy_name in project.stage_names.items():  # the stages share layers: keep what theirs attach
+        if deploy_name == project.deploy_name:
+            continue
+        why = f"stage {stage}'s function: `lbuild prune --stage {stage}` prunes it"
+        for fn in project.functions:
+            other = f"{deploy_name}-{fn.name}"
+            if other in latest and (found := _versions(aws, other, region, why)) is not None:
+                functions.append(found)
     for gone in find_removed(aws, project, region, listed):
         why = f"{gone.name}: no longer in lbuild.toml, every version is kept (`lbuild remove {gone.key}` deletes it)"
         if (found := _versions(aws, gone.name, region, why)) is not None:

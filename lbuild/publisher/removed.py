@@ -38,7 +38,7 @@ def survey(aws: aws_mod.Aws, project: Project, region: str,
     """Candidates by name from one ListFunctions sweep (``listed``, if already read), confirmed by ListTags."""
     if listed is None:
         listed = aws.pages("lambda", "list_functions", "Functions", "functions", region)
-    prefix = f"{project.name}-"
+    prefix = f"{project.deploy_name}-"
     configured = {function_name(project, fn) for fn in project.functions}
     removed, foreign = [], []
     for fn in sorted(listed, key=lambda f: str(f["FunctionName"])):
@@ -47,7 +47,7 @@ def survey(aws: aws_mod.Aws, project: Project, region: str,
             continue
         tags = aws.call("lambda", "list_tags", f"function {name}", region, Resource=arn).get("Tags") or {}
         key = tags.get(TAG_FUNCTION) or name[len(prefix):]
-        if tags.get(TAG_PROJECT) != project.name:
+        if tags.get(TAG_PROJECT) != project.deploy_name:
             foreign.append(name)
             continue
         if key in {f.name for f in project.functions}:  # tagged as a function lbuild.toml still has

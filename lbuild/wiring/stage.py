@@ -41,7 +41,7 @@ def targets(project: Project, functions: Sequence[WantedFunction], remote: Remot
         fn = project.function(f.key)
         current = remote.functions.get(f.name)
         tags = dict(current.tags) if current is not None else {}
-        target = Target(f.key, f.name, project.name, region, account, project.alias, fn.timeout, fn.runtime,
+        target = Target(f.key, f.name, project.deploy_name, region, account, project.alias, fn.timeout, fn.runtime,
                         fn.package_type, fn.ephemeral_storage, fn.wiring, core.recorded(tags),
                         current is not None, tags)
         out.append(replace(target, grants=tuple(g for family in _families() for g in family.grants(target))))
