@@ -5,7 +5,8 @@ function, and every layer version that a kept version of this project, or any fu
 region, attaches. A layer version is a candidate only when its description names this project; one with
 the older description (no project), or published less than ``YOUNG_SECONDS`` ago (a running deploy may
 not have attached it yet), is left alone. Lambda@Edge versions are never pruned (CloudFront may still hold
-replicas), nor any version of a function no longer in lbuild.toml (``lbuild remove`` deletes those).
+replicas), nor any version of a function no longer in lbuild.toml (``lbuild remove`` deletes those), nor any
+version of another stage's function in the region (its kept versions' layers are kept too: stages share them).
 ``plan_prune`` is pure; the reads and deletes go through the Aws wrapper.
 """
 
@@ -160,9 +161,10 @@ def read_inputs(aws: aws_mod.Aws, project: Project, region: str) -> PruneInputs:
     for stage, deploy_name in project.stage_names.items():  # the stages share layers: keep what theirs attach
         if deploy_name == project.deploy_name:
             continue
-        why = f"stage {stage}'s function: `lbuild prune --stage {stage}` prunes it"
         for fn in project.functions:
             other = f"{deploy_name}-{fn.name}"
+            why = f"{other}: stage {stage}'s function, its versions are kept and so are the layers they attach " \
+                  f"(`lbuild prune --stage {stage}` prunes it)"
             if other in latest and (found := _versions(aws, other, region, why)) is not None:
                 functions.append(found)
     for gone in find_removed(aws, project, region, listed):

@@ -140,3 +140,24 @@ def test_lbuild_stage_chooses_the_stage_too(demo: Demo, monkeypatch: Any) -> Non
     monkeypatch.setenv("LBUILD_STAGE", "dev")
     demo.deploy()
     assert {f"demo-dev-{n}" for n in FUNCTIONS} <= demo.functions()
+
+
+def test_prune_of_one_stage_keeps_the_other_stages_versions_and_their_layers(demo: Demo, monkeypatch: Any) -> None:
+    demo.write()
+    config = demo.root / "lbuild.toml"
+    config.write_text(config.read_text(encoding="utf-8") + "\n[stages.dev]\nmemory = 128\n\n[stages.prod]\n",
+                      encoding="utf-8")
+    for _ in range(2):
+        demo.deploy("--stage", "dev")
+        demo.deploy("--stage", "prod")
+        app = demo.root / "functions" / "orders" / "app.py"
+        app.write_text(app.read_text(encoding="utf-8") + "# changed\n", encoding="utf-8")
+    assert sorted(v["Version"] for v in demo.aws.lambda_.list_versions_by_function(
+        FunctionName="demo-prod-orders")["Versions"]) == ["$LATEST", "1", "2"]
+
+    pruned = demo.run("prune", "--stage", "dev", "--keep", "1", "--dry-run", "--json")
+    assert pruned.code == 10, pruned.stderr  # a dry run with something to delete
+    document = pruned.json()
+    assert document["function_versions"] == ["demo-dev-orders:1"]
+    assert any(note.startswith("demo-prod-orders: stage prod's function, its versions are kept")
+               for note in document["skipped"]), document["skipped"]
