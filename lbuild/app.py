@@ -89,6 +89,7 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log, lock
             store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
     """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``."""
     select(project, names)  # unknown names fail before anything is locked
+    project = project.build  # a stage never changes what is built
     check_cache_dir()
     remember_credentials(*filter(None, (project.index.index_url, *project.index.extra_index_urls)))
     store = store or WheelStore()
@@ -117,6 +118,7 @@ def built(project: Project, names: Sequence[str], dist: Path) -> Manifest:
     """dist/'s manifest, when dist/ holds what ``package`` would build now from lbuild.lock; ChangesPending
     (exit 10) when lbuild.lock or dist/ is missing or stale. Reads only: writes nothing, builds nothing."""
     select(project, names)
+    project = project.build
     lock_name = _shown(project, project.lock_path)
     previous = lockfile.read(project.lock_path)
     reasons = resolver.stale_reasons(project, previous)
@@ -283,6 +285,7 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
 
     project = values.resolve(project, os.environ, values.ssm_reader(
         lambda names: aws.call("ssm", "get_parameters", "SSM parameters", region, Names=names, WithDecryption=True)))
+    values.check_size(project, names)  # the values as deployed, the stage's included
     registry = preflight.registry(project, found, aws, region)
     layers, functions = wanted_state(project, found, dist, names, registry.host if registry else None)
     artifacts = [(a.sha256, a.zip_bytes) for a in layers] + [(f.sha256, f.zip_bytes) for f in functions]

@@ -115,6 +115,12 @@ class Project:
     stages: tuple[str, ...] = ()  # every [stages.NAME] lbuild.toml defines
     deploy_name: str = ""  # what AWS resources are named after: name, or the stage's "<name>-<stage>"
     stage_names: Mapping[str, str] = field(default_factory=dict)  # every stage -> the name it deploys under
+    unstaged: Project | None = None  # the project without the stage's overlay: what package builds from
+
+    @property
+    def build(self) -> Project:
+        """What ``package`` builds from: the same for every stage, so every stage deploys the same bytes."""
+        return self.unstaged or self
 
     def __post_init__(self) -> None:
         if not self.deploy_name:
@@ -375,6 +381,7 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str], stage: str 
         stages=staged.stages,
         deploy_name=deploy_name,
         stage_names=staged.deploy_names,
+        unstaged=None if staged.stage is None else parse_project(text, path, environ, stage=""),
         path=path,
         root=root,
         functions=functions,

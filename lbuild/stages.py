@@ -48,8 +48,8 @@ class Staged:
 
 def apply(data: Mapping[str, Any], stage: str | None, where: Any, settings: frozenset[str] = frozenset()) -> Staged:
     """``data`` with stage ``stage`` (or ``[project].default_stage``) merged in; ``where(*key)`` renders a key's
-    location for errors; ``settings``: the execution-setting keys a stage may also set. An unknown stage is exit 2
-    naming the stages there are."""
+    location for errors; ``settings``: the execution-setting keys a stage may also set; ``stage=""``: none, not even
+    the default. An unknown stage is exit 2 naming the stages there are."""
     stages = data.get("stages", {})
     project = data.get("project", {})
     if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
@@ -89,7 +89,7 @@ def apply(data: Mapping[str, Any], stage: str | None, where: Any, settings: froz
                           hint=_choose(names))
     base = str(project.get("name", ""))
     deploy_names = {name: str(stages[name].get("name", f"{base}-{name}")) for name in names}
-    chosen = stage or default
+    chosen = default if stage is None else (stage or None)  # "": no stage at all (what package builds from)
     if chosen is None:
         return Staged(data, None, names, None, deploy_names)
     if chosen not in stages:

@@ -8,11 +8,11 @@ reads every referenced variable and SSM parameter once and fails with exit 2 nam
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from lbuild.errors import ConfigError
+from lbuild.errors import ConfigError, LimitError
 
 if TYPE_CHECKING:
     from lbuild.config import Project
@@ -71,6 +71,23 @@ def resolve(project: Project, environ: Mapping[str, str], read_ssm: SsmReader) -
         for fn in project.functions
     )
     return replace(project, functions=functions)
+
+
+def check_size(project: Project, names: Sequence[str] = ()) -> None:
+    """LimitError (exit 5) when a function's resolved environment is over Lambda's 4 KB, before any write."""
+    from lbuild import rules
+    from lbuild.builders.sizes import human
+
+    for fn in project.functions:
+        if names and fn.name not in names:
+            continue
+        size = rules.environment_bytes(fn.environment)
+        if size > rules.ENVIRONMENT_BYTES:
+            stage = f" in stage {project.stage}" if project.stage else ""
+            raise LimitError(f"the environment of function {fn.name}{stage} is {human(size)} once its references are "
+                             f"read, over Lambda's {human(rules.ENVIRONMENT_BYTES)}",
+                             where=f"functions.{fn.name}.environment",
+                             hint="move large values to SSM Parameter Store or Secrets Manager and read them at start")
 
 
 def ssm_reader(get: Callable[[list[str]], Mapping[str, Any]]) -> SsmReader:

@@ -161,3 +161,25 @@ def test_prune_of_one_stage_keeps_the_other_stages_versions_and_their_layers(dem
     assert document["function_versions"] == ["demo-dev-orders:1"]
     assert any(note.startswith("demo-prod-orders: stage prod's function, its versions are kept")
                for note in document["skipped"]), document["skipped"]
+
+
+def test_an_environment_over_4_kb_once_read_is_exit_5_before_any_write(demo: Demo) -> None:
+    _staged(demo)
+    _client(demo.aws, "ssm", PROD_REGION).put_parameter(Name="/demo/prod/db", Value="x" * 5000, Type="String")
+    assert demo.run("package").code == 0, "the reference itself is short: package builds"
+    result = demo.run("deploy", "--stage", "prod", "--from", "dist", "--yes")
+    assert result.code == 5, result.stderr
+    assert "error: the environment of function orders in stage prod is 4.9 KB (5,0" in result.stderr
+    assert "once its references are read, over Lambda's 4 KB (4,096 bytes)" in result.stderr
+    assert result.writes == 0
+
+
+def test_every_stage_packages_the_same_manifest(demo: Demo, monkeypatch: Any) -> None:
+    _staged(demo)
+    monkeypatch.setenv("DEMO_DEV_DB", DEV_SECRET)
+    assert demo.run("package", "--stage", "dev").code == 0
+    dev = (demo.root / "dist" / "manifest.json").read_bytes()
+    assert demo.run("package", "--stage", "prod").code == 0
+    assert (demo.root / "dist" / "manifest.json").read_bytes() == dev
+    demo.deploy("--stage", "dev")
+    assert (demo.root / "dist" / "manifest.json").read_bytes() == dev, "deploy packages the same build"
