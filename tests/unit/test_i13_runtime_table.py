@@ -10,7 +10,7 @@ D = dt.date.fromisoformat
 
 
 def test_the_table_says_when_and_where_it_was_read() -> None:
-    assert rules.RUNTIME_TABLE_AS_OF == D("2026-12-03")
+    assert rules.RUNTIME_TABLE_AS_OF.isoformat() == "2026-12-03"
     assert rules.RUNTIME_TABLE_SOURCE.startswith("https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html")
 
 
