@@ -437,15 +437,19 @@ def apply_delete_route(aws: Aws, region: str, step: DeleteHttpRoute) -> str:
     from lbuild.publisher.aws import not_found
 
     what = f"http route {step.route_key or step.integration_id}"
-    calls = [("delete_route", "RouteId", step.route_id), ("delete_integration", "IntegrationId", step.integration_id)]
-    for operation, name, ident in calls:
-        if ident is None:
-            continue
-        try:
-            aws.call("apigatewayv2", operation, what, region, ApiId=step.api_id, **{name: ident})
-        except AwsError as exc:
-            if not not_found(exc):
-                raise
+    try:
+        if step.route_id is not None:
+            aws.call("apigatewayv2", "delete_route", what, region, ApiId=step.api_id, RouteId=step.route_id)
+    except AwsError as exc:
+        if not (not_found(exc) or exc.code == "NotFoundException"):
+            raise
+    try:
+        if step.integration_id is not None:
+            aws.call("apigatewayv2", "delete_integration", what, region, ApiId=step.api_id,
+                     IntegrationId=step.integration_id)
+    except AwsError as exc:
+        if not (not_found(exc) or exc.code == "NotFoundException"):
+            raise
     return ""
 
 
