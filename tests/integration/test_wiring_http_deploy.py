@@ -25,7 +25,8 @@ def _set_routes(demo: Demo, routes: dict[str, list[str]], alias: str = ALIAS) ->
     for fn, keys in routes.items():
         for key in keys:
             route, _, timeout = key.partition("@")
-            text += f'\n[[functions.{fn}.triggers]]\nhttp = "{route}"\n' + (f"timeout_ms = {timeout}\n" if timeout else "")
+            text += f'\n[[functions.{fn}.triggers]]\nhttp = "{route}"\n'
+            text += f"timeout_ms = {timeout}\n" if timeout else ""
     path.write_text(text, encoding="utf-8")
 
 
