@@ -78,6 +78,9 @@ def route_key_problem(key: str) -> tuple[str, str] | None:
         return f"method '{method}' must be upper case", f"write {method.upper()} {path}"
     if method not in METHODS:
         return f"method '{method}' is not one of {', '.join(METHODS)}", example
+    if path != path.strip():
+        return "has more than one space between method and path, or spaces after it", \
+            f"write {method} {path.strip()}"
     if not path.startswith("/"):
         return f"path '{path}' does not start with '/'", f"write {method} /{path.lstrip()}"
     if path == "/":
