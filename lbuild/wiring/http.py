@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lbuild.errors import AwsError, ConfigError, LimitError
@@ -306,7 +306,12 @@ def plan(targets: Sequence[Target], live: HttpLive | None) -> list[Step]:
     elif live.api_id is not None:
         steps.append(Unchanged("exists", f"HTTP API {live.name} at {live.endpoint}"))
     for route_key, (target, trigger) in sorted(wanted.items()):
-        steps.append(_plan_route(live, route_key, target, trigger))
+        step = _plan_route(live, route_key, target, trigger)
+        if target.timeout * 1000 > trigger.timeout:  # R30: the caller gets an error while the function still runs
+            warning = (f"warning: {target.name} may run {target.timeout} s, the route waits {trigger.timeout} ms "
+                       "at most")
+            step = replace(step, reason="; ".join(filter(None, [step.reason, warning])))
+        steps.append(step)
     steps += _removals(targets, live, set(wanted))
     return steps
 

@@ -110,7 +110,8 @@ def test_routes_added_removed_and_moved_with_the_alias(demo: Demo) -> None:
     assert calls["apigatewayv2.CreateRoute"] == 1 and calls["apigatewayv2.UpdateIntegration"] == 1
     assert "apigatewayv2.CreateApi" not in calls
     steps = {s["what"]: s["reason"] for s in changed.json()["steps"]}
-    assert steps["http GET /users -> demo-users:live"] == "timeout 30000 -> 1000 ms"
+    assert steps["http GET /users -> demo-users:live"] == ("timeout 30000 -> 1000 ms; warning: demo-users may run "
+                                                           "10 s, the route waits 1000 ms at most")
     assert steps["delete http DELETE /orders/{id} of demo-orders"] == "no longer in lbuild.toml"
 
     # a new alias: every integration now invokes it, updated in place
@@ -157,6 +158,7 @@ def test_two_functions_claiming_one_route_stop_before_anything_is_read(demo: Dem
         f"error: functions orders and users both claim the http route 'GET /orders' "
         f"({demo.root / 'lbuild.toml'}:{line}, key functions.users.triggers[0])")
     assert result.recorder.calls == []
+    assert not (demo.root / "dist").exists(), "nothing was built"
 
 
 def test_the_iam_policy_allows_every_http_api_call(demo: Demo) -> None:
@@ -172,3 +174,18 @@ def test_the_iam_policy_allows_every_http_api_call(demo: Demo) -> None:
     assert needed == set(statement["Action"])
     assert "arn:aws:apigateway:*::/apis" in statement["Resource"]
     assert "arn:aws:apigateway:*::/apis/*" in statement["Resource"]
+
+
+def test_each_stage_has_an_api_of_its_own(demo: Demo) -> None:
+    _set_routes(demo, {"orders": ["GET /orders"]})
+    config = demo.root / "lbuild.toml"
+    config.write_text(config.read_text(encoding="utf-8") + "\n[stages.dev]\nmemory = 128\n\n[stages.prod]\n",
+                      encoding="utf-8")
+    demo.deploy("--stage", "dev")
+    demo.deploy("--stage", "prod")
+    client = demo.aws.client("apigatewayv2")
+    apis = {a["Name"]: a["ApiId"] for a in client.get_apis()["Items"]}
+    assert set(apis) == {"lbuild-demo-dev", "lbuild-demo-prod"}
+    for stage, api_id in (("dev", apis["lbuild-demo-dev"]), ("prod", apis["lbuild-demo-prod"])):
+        (integration,) = client.get_integrations(ApiId=api_id)["Items"]
+        assert integration["IntegrationUri"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:demo-{stage}-orders:live"

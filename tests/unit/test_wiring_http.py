@@ -159,9 +159,9 @@ def test_the_digest_is_stable_across_runs_and_hosts() -> None:
 
 
 def _target(name: str, *routes: str | tuple[str, int], qualifier: str | None = "live",
-            recorded: frozenset[str] = frozenset()) -> Target:
+            recorded: frozenset[str] = frozenset(), timeout: int = 1) -> Target:
     triggers = tuple(HttpTrigger(r, "") if isinstance(r, str) else HttpTrigger(r[0], "", None, r[1]) for r in routes)
-    return Target(name, f"shop-{name}", "shop", REGION, ACCOUNT, qualifier, 10, "python3.12", "zip", 512,
+    return Target(name, f"shop-{name}", "shop", REGION, ACCOUNT, qualifier, timeout, "python3.12", "zip", 512,
                   Wiring(triggers), recorded)
 
 
@@ -183,11 +183,11 @@ def test_no_route_wanted_or_had_reads_and_plans_nothing() -> None:
 
 
 def test_a_missing_api_is_created_before_the_permissions_and_routes() -> None:
-    steps = http.plan([_target("a", "GET /a"), _target("b", ("POST /b", 500))], HttpLive("lbuild-shop"))
+    steps = http.plan([_target("a", "GET /a"), _target("b", ("POST /b", 5000))], HttpLive("lbuild-shop"))
     assert steps == [
         CreateHttpApi("the project's HTTP API does not exist yet", "lbuild-shop", "shop"),
         PutHttpRoute("new route", "shop-a", "lbuild-shop", None, "GET /a", _arn("a")),
-        PutHttpRoute("new route", "shop-b", "lbuild-shop", None, "POST /b", _arn("b"), 500),
+        PutHttpRoute("new route", "shop-b", "lbuild-shop", None, "POST /b", _arn("b"), 5000),
     ]
     assert [s.phase for s in steps] == [SETTINGS, WIRE, WIRE]  # type: ignore[attr-defined]
     assert steps[1].describe() == "http GET /a -> shop-a:live"
@@ -262,3 +262,14 @@ def test_the_url_of_a_route() -> None:
     assert http.url("https://x", "GET /orders/{id}") == "https://x/orders/{id}"
     assert http.url("https://x", "GET /") == "https://x"
     assert http.url("https://x", "$default") == "https://x/*"
+
+
+def test_a_function_that_outlives_its_route_is_warned_about_and_no_alias_means_the_function() -> None:
+    target = _target("a", ("GET /a", 5000), qualifier=None, timeout=10)
+    (_, step) = http.plan([target], HttpLive("lbuild-shop"))
+    assert step == PutHttpRoute("new route; warning: shop-a may run 10 s, the route waits 5000 ms at most",
+                                "shop-a", "lbuild-shop", None, "GET /a", _arn("a", ""), 5000)
+    (_, same) = http.plan([target], _live({"GET /a": ("i1", _arn("a", ""), 5000)}))
+    assert same == Unchanged("warning: shop-a may run 10 s, the route waits 5000 ms at most", "http GET /a -> shop-a")
+    (_, fine) = http.plan([_target("a", ("GET /a", 10000), timeout=10)], _live({"GET /a": ("i1", _arn("a"), 10000)}))
+    assert fine == Unchanged("", "http GET /a -> shop-a:live")
