@@ -11,8 +11,15 @@ import re
 from collections import Counter
 from typing import Any
 
+import pytest
+
+from lbuild.errors import AwsError
+from lbuild.publisher.aws import Aws
+from lbuild.wiring import http
+from lbuild.wiring.core import Target
+from lbuild.wiring.model import Wiring
 from tests.integration.test_deploy import ALIAS, REPO, Demo, Run
-from tests.support.moto_server import ACCOUNT, REGION
+from tests.support.moto_server import ACCOUNT, REGION, MotoAws
 
 API = "lbuild-demo"
 
@@ -189,3 +196,41 @@ def test_each_stage_has_an_api_of_its_own(demo: Demo) -> None:
     for stage, api_id in (("dev", apis["lbuild-demo-dev"]), ("prod", apis["lbuild-demo-prod"])):
         (integration,) = client.get_integrations(ApiId=api_id)["Items"]
         assert integration["IntegrationUri"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:demo-{stage}-orders:live"
+
+
+def test_the_api_step_is_idempotent_and_repairs_a_missing_stage(aws_env: MotoAws) -> None:
+    """The retry of a CreateHttpApi whose response was lost, and an API whose $default stage was deleted."""
+    aws = Aws(region=REGION)
+    step = http.CreateHttpApi("new", "lbuild-shop", "shop")
+    endpoint = http.apply_create_api(aws, REGION, step)
+    client = aws_env.client("apigatewayv2")
+    (api,) = client.get_apis()["Items"]
+    assert endpoint == api["ApiEndpoint"]
+    before = aws.writes
+    assert http.apply_create_api(aws, REGION, step) == endpoint
+    assert aws.writes == before, "found by name with its stage: nothing written"
+    client.delete_stage(ApiId=api["ApiId"], StageName="$default")
+    live = http.read(aws, REGION, [_target()])
+    assert live is not None and live.api_id == api["ApiId"] and not live.has_stage
+    (repair, *_) = http.plan([_target()], live)
+    assert repair == http.CreateHttpApi("the project's HTTP API has no $default stage", "lbuild-shop", "shop",
+                                        api["ApiId"])
+    http.apply_create_api(aws, REGION, repair)
+    assert [s["StageName"] for s in client.get_stages(ApiId=api["ApiId"])["Items"]] == ["$default"]
+    assert len(client.get_apis()["Items"]) == 1
+
+
+def test_two_apis_of_lbuild_s_name_are_an_aws_conflict(aws_env: MotoAws) -> None:
+    client = aws_env.client("apigatewayv2")
+    ids = sorted(client.create_api(Name="lbuild-shop", ProtocolType="HTTP")["ApiId"] for _ in range(2))
+    with pytest.raises(AwsError) as info:
+        http.read(Aws(region=REGION), REGION, [_target()])
+    assert info.value.exit_code == 6
+    assert info.value.what == f"2 HTTP APIs are named lbuild-shop in {REGION} ({', '.join(ids)})"
+    assert info.value.hint == ("lbuild owns the one API of that name: delete the others "
+                               "(aws apigatewayv2 delete-api --api-id ID)")
+
+
+def _target() -> Target:
+    return Target("a", "shop-a", "shop", REGION, ACCOUNT, "live", 3, "python3.12", "zip", 512,
+                  Wiring((http.HttpTrigger("GET /a", ""),)))

@@ -273,3 +273,31 @@ def test_a_function_that_outlives_its_route_is_warned_about_and_no_alias_means_t
     assert same == Unchanged("warning: shop-a may run 10 s, the route waits 5000 ms at most", "http GET /a -> shop-a")
     (_, fine) = http.plan([_target("a", ("GET /a", 10000), timeout=10)], _live({"GET /a": ("i1", _arn("a"), 10000)}))
     assert fine == Unchanged("", "http GET /a -> shop-a:live")
+
+
+def test_a_retried_create_route_that_went_through_repoints_the_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto accepts a second route with the same key where AWS answers ConflictException, so botocore's
+    Stubber plays AWS here: the retry of a CreateRoute whose response was lost must not fail the deploy."""
+    from botocore.stub import Stubber
+
+    from lbuild.publisher.aws import Aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    aws = Aws(region=REGION)
+    stub = Stubber(aws.client("apigatewayv2", REGION))
+    stub.add_response("get_api", {"ApiId": "api1", "ApiEndpoint": "https://api1.example"}, {"ApiId": "api1"})
+    stub.add_response("create_integration", {"IntegrationId": "i2"},
+                      {"ApiId": "api1", "IntegrationType": "AWS_PROXY", "IntegrationUri": _arn("a"),
+                       "PayloadFormatVersion": "2.0", "TimeoutInMillis": 30000})
+    stub.add_client_error("create_route", "ConflictException", "Route with key GET /a already exists", 409,
+                          expected_params={"ApiId": "api1", "RouteKey": "GET /a", "Target": "integrations/i2"})
+    stub.add_response("get_routes", {"Items": [{"RouteId": "r1", "RouteKey": "GET /a"}]}, {"ApiId": "api1"})
+    stub.add_response("update_route", {}, {"ApiId": "api1", "RouteId": "r1", "Target": "integrations/i2"})
+    with stub:
+        detail = http.apply_put_route(aws, REGION, PutHttpRoute("new route", "shop-a", "lbuild-shop", "api1",
+                                                                "GET /a", _arn("a")))
+    stub.assert_no_pending_responses()
+    assert detail == "https://api1.example/a"
