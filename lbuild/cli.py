@@ -19,6 +19,7 @@ from lbuild import __version__
 from lbuild.errors import ChangesPending, Interrupted, LbuildError, UsageError
 
 if TYPE_CHECKING:  # imported where used, so `lbuild --version` and `lbuild lock` start fast
+    from lbuild import app as use_cases
     from lbuild.config import Project
     from lbuild.manifest import Manifest
     from lbuild.publisher.aws import Aws
@@ -333,6 +334,10 @@ FromOpt = Annotated[Path | None, typer.Option(
     "checked against its manifest (exit 4), nothing is locked or built.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
 LockedOpt = Annotated[bool, typer.Option("--locked", help="Fail (exit 10) if lbuild.lock is stale; never re-lock.")]
+FORMATS = ("text", "markdown", "json")
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", metavar="FORMAT", help="text (default), markdown (a summary for a pull request or "
+    "$GITHUB_STEP_SUMMARY, on stdout) or json (the same as --json).")]
 CanaryOpt = Annotated[float | None, typer.Option(
     "--canary", metavar="PERCENT", help="Route PERCENT of each alias's traffic to the new versions; the versions "
     "the aliases point at keep the rest. A deploy without it promotes.")]
@@ -393,6 +398,7 @@ def plan_command(
     debug: DebugOpt = False,
     stage: StageOpt = None,
     verbose: VerboseOpt = False,
+    format_: FormatOpt = None,
 ) -> None:
     """Show what deploy would do against the live AWS state; exit 10 if anything would change.
 
@@ -400,6 +406,7 @@ def plan_command(
     """
     _merge(config, json_, quiet, debug)
     STATE.stage = stage or STATE.stage
+    chosen_format = _output_format(format_)
     from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
 
@@ -411,9 +418,35 @@ def plan_command(
                                  region or STATE.region, log, canary, prebuilt=from_ is not None)
     document = {**planned.plan.as_dict(), "region": planned.region, "requests": _requests(aws),
                 "deploy_lock": planned.lock, "notes": list(planned.notes), "removed": list(planned.removed)}
-    emit(document, lambda: _show_plan(planned.plan, planned.notes, verbose))
+    if chosen_format == "markdown":
+        typer.echo(_markdown(project, planned, functions or []))
+    else:
+        emit(document, lambda: _show_plan(planned.plan, planned.notes, verbose))
     if planned.plan.changes:
         raise typer.Exit(10)
+
+
+def _output_format(given: str | None) -> str:
+    """text, markdown or json: ``--format json`` is ``--json``; ``--json`` with another ``--format`` is exit 2."""
+    if given is not None and given not in FORMATS:
+        raise UsageError(f"unknown --format {given!r}", where="--format",
+                         hint=f"use one of: {', '.join(FORMATS)}")
+    if STATE.json and given not in (None, "json"):
+        raise UsageError(f"--json and --format {given} ask for two outputs", where="--json / --format",
+                         hint="drop --json (or use --format json alone)")
+    if given == "json":
+        STATE.json = True
+    return "json" if STATE.json else given or "text"
+
+
+def _markdown(project: Project, planned: use_cases.Planned, names: Sequence[str]) -> str:
+    from lbuild.publisher.plan import function_name
+    from lbuild.report_markdown import PlanReport, render
+
+    chosen = [fn for fn in project.functions if not names or fn.name in names]
+    return render(PlanReport(planned.plan.steps, planned.manifest, planned.region,
+                             {fn.name: function_name(project, fn) for fn in chosen}, project.stage,
+                             planned.notes))
 
 
 @app.command()
