@@ -681,6 +681,40 @@ def remove(
     emit({**document, "deleted": True}, lambda: info(f"deleted {len(doomed)} function(s)"))
 
 
+@app.command(name="export")
+def export_command(
+    function: Annotated[str | None, typer.Argument(help="The function (default: the only one).")] = None,
+    format_: Annotated[str, typer.Option(
+        "--format", metavar="FORMAT", help="requirements (hashed, pip-tools' format) or pylock (PEP 751).")
+    ] = "requirements",
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                help="Write FILE (default: stdout).")] = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a function's locked closure as a hashed requirements file or a PEP 751 pylock.toml."""
+    _merge(config, False, quiet, debug)
+    from lbuild import atomic
+    from lbuild.errors import ConfigError
+    from lbuild.export import export
+
+    project = _project()
+    target = None if output is None else output.resolve()
+    text = export(project, function, format_, Path.cwd() if target is None else target.parent)
+    if target is None:
+        typer.echo(text, nl=False)
+        return
+    if target.is_dir():
+        raise ConfigError(f"{output} is a directory", where="--output", hint="name a file")
+    try:
+        atomic.write_text(target, text)
+    except OSError as exc:
+        raise ConfigError(f"{output} cannot be written: {exc.strerror or exc}", where="--output",
+                          hint=f"make {target.parent} exist and be writable") from None
+    info(f"wrote {output}")
+
+
 def _click_errors() -> tuple[type[Exception], type[Exception]]:
     """Click's ``ClickException`` and ``UsageError``, from click itself or from the copy newer typers carry."""
     ancestry = typer.BadParameter.__mro__
