@@ -189,13 +189,24 @@ def _project(deploying: bool = False) -> Any:
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to write lbuild.toml and a sample function.")] = Path("."),
     name: Annotated[str | None, typer.Option("--name", help="Project name (default: the directory's name).")] = None,
+    ci: Annotated[str | None, typer.Option(
+        "--ci", metavar="KIND", help="Only write a CI file instead: github (.github/workflows/lbuild.yml), "
+        "gitlab (.gitlab-ci.yml) or make (Makefile).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --ci: replace an existing file.")] = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write a commented lbuild.toml and one sample function."""
+    """Write a commented lbuild.toml and one sample function (or, with --ci, a CI workflow or Makefile)."""
     _merge(json_=json_, quiet=quiet)
-    from lbuild.scaffold import init_project
+    from lbuild.scaffold import init_ci, init_project
 
+    if ci is not None:
+        path = init_ci(directory, ci, force)
+        emit({"written": [str(path)]}, lambda: info(f"wrote {path}"))
+        return
+    if force:
+        raise UsageError("--force is only for --ci", where="lbuild init",
+                         hint="lbuild init never replaces lbuild.toml; edit it instead")
     written = init_project(directory, name)
     def human() -> None:
         for path in written:
