@@ -30,7 +30,7 @@ app = typer.Typer(
     help="Build and deploy many Python AWS Lambda functions: target-platform locks, shared layers, "
          "reproducible zips, limits checked before upload.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,
 )
 
@@ -737,7 +737,7 @@ def _click_errors() -> tuple[type[Exception], type[Exception]]:
 def main() -> None:
     """Entry point: run the app, map lbuild errors to messages and exit codes."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="lbuild")  # `python -m lbuild` too: completion scripts name lbuild
     except LbuildError as error:
         sys.exit(report(error))
     except typer.Abort:
