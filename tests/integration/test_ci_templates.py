@@ -53,6 +53,7 @@ def test_github_workflow_passes_actionlint_and_deploys_the_built_artifact(tmp_pa
     assert build.index("lbuild lock --check") < build.index("lbuild package --locked")
     cache = next(s for s in jobs["build"]["steps"] if s.get("uses", "").startswith("actions/cache@"))
     assert cache["with"]["path"] == "${{ env.LBUILD_CACHE_DIR }}" and "LBUILD_CACHE_DIR" in data["env"]
+    assert "hashFiles('lbuild.lock')" in cache["with"]["key"]
     plan_run = jobs["plan"]["steps"][-1]["run"]
     assert "--format markdown >> \"$GITHUB_STEP_SUMMARY\"" in plan_run and "--from dist" in plan_run
     for job, stage, condition in (("deploy-dev", "dev", "refs/heads/main"), ("deploy-prod", "prod", "refs/tags/v")):
@@ -77,11 +78,11 @@ def test_gitlab_file_is_yaml_with_the_expected_jobs(tmp_path: Path) -> None:
     assert data["package"]["script"] == ["lbuild package --locked"] and data["package"]["artifacts"]["paths"] == \
         ["dist/"]
     assert data["variables"]["LBUILD_CACHE_DIR"] == "$CI_PROJECT_DIR/.lbuild-cache"
-    assert data["default"]["cache"]["paths"] == [".lbuild-cache/"]
+    assert data["default"]["cache"] == {"key": {"files": ["lbuild.lock"]}, "paths": [".lbuild-cache/"]}
     assert data[".aws"]["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com"
     assert "AWS_WEB_IDENTITY_TOKEN_FILE" in " ".join(data[".aws"]["before_script"])
     assert "--format markdown > plan-dev.md" in data["plan-dev"]["script"][0]
-    assert data["plan-dev"]["artifacts"]["paths"] == ["plan-dev.md"]
+    assert data["plan-dev"]["artifacts"] == {"expose_as": "lbuild plan", "paths": ["plan-dev.md"]}
     dev, prod = data["deploy-dev"], data["deploy-prod"]
     assert dev["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
     assert prod["rules"] == [{"if": "$CI_COMMIT_TAG", "when": "manual"}]
@@ -159,3 +160,27 @@ def test_makefile_targets_build_once_and_deploy_dev_then_prod_against_moto(demo:
 
     again = _make(demo.root, "plan-dev")
     assert again.returncode == 0 and "**Everything is up to date**" in again.stdout, again.stderr
+
+
+def test_the_gitlab_oidc_variables_are_what_boto3_assumes_a_role_with(demo: Demo, tmp_path: Path,
+                                                                      monkeypatch: Any) -> None:
+    """No key in the environment: AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (as the .aws job sets them) are
+    exchanged for credentials (moto's AssumeRoleWithWebIdentity) and lbuild plans with them."""
+    assert demo.run("package").code == 0
+    token = tmp_path / ".aws-web-identity-token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl", encoding="utf-8")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_ROLE_ARN", demo.aws.role_arn)
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+    planned = demo.run("plan", "--json")
+    assert planned.code == 10, planned.stderr
+    assert "sts.AssumeRoleWithWebIdentity" in {op for op, _ in planned.recorder.calls}
+
+    missing = tmp_path / "missing"
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(missing))
+    refused = demo.run("plan")
+    assert refused.code == 6, refused.stderr
+    assert f"error: the web identity token file {missing} does not exist (AWS_WEB_IDENTITY_TOKEN_FILE)" \
+        in refused.stderr
+    assert "hint: write the CI's OIDC token there before lbuild runs" in refused.stderr

@@ -108,3 +108,12 @@ def test_missing_stale_lock_and_unknown_function(tmp_path: Path) -> None:
     code, _, err = run_cli(["export", "fn001", "--format", "conda"], workload.root)
     assert code == 2 and "error: unknown --format 'conda' (--format)" in err
     assert "hint: use one of: requirements, pylock" in err
+
+
+def test_the_only_function_is_the_default(tmp_path: Path) -> None:
+    workload = make_workload(tmp_path / "one", functions=1)
+    assert run_cli(["lock"], workload.root)[0] == 0
+    code, default, err = run_cli(["export"], workload.root)
+    assert code == 0, err
+    assert default == run_cli(["export", workload.functions[0], "--format", "requirements"], workload.root)[1]
+    assert f"function {workload.functions[0]}," in default.splitlines()[0]

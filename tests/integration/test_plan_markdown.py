@@ -48,6 +48,9 @@ def test_format_json_is_json_and_conflicting_formats_are_usage_errors(demo: Demo
         assert conflict.code == 2, conflict.stderr
         assert f"error: --json and --format {given} ask for two outputs (--json / --format)" in conflict.stderr
         assert conflict.recorder.calls == [], "refused before AWS is read"
+    plain, text = demo.run("plan"), demo.run("plan", "--format", "text")
+    assert (text.code, text.stdout, text.stderr) == (plain.code, plain.stdout, plain.stderr) == (10, "", plain.stderr)
+    assert "change(s)" in text.stderr, "text is the default"
     unknown = demo.run("plan", "--format", "html")
     assert unknown.code == 2 and "error: unknown --format 'html' (--format)" in unknown.stderr
     assert "hint: use one of: text, markdown, json" in unknown.stderr
