@@ -706,6 +706,9 @@ def export_command(
 ) -> None:
     """Write a function's locked closure as a hashed requirements file or a PEP 751 pylock.toml."""
     _merge(config, False, quiet, debug)
+    if STATE.json:
+        raise UsageError("export writes a requirements file or a pylock.toml, not JSON", where="--json",
+                         hint="drop --json; --format chooses what is written")
     from lbuild import atomic
     from lbuild.errors import ConfigError
     from lbuild.export import export

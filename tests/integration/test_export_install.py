@@ -4,6 +4,7 @@ and an unknown function fail as everywhere else."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,9 @@ def test_missing_stale_lock_and_unknown_function(tmp_path: Path) -> None:
     code, _, err = run_cli(["export", "fn001", "--format", "conda"], workload.root)
     assert code == 2 and "error: unknown --format 'conda' (--format)" in err
     assert "hint: use one of: requirements, pylock" in err
+    code, out, err = run_cli(["--json", "export", "fn001"], workload.root)
+    assert code == 2 and "error: export writes a requirements file or a pylock.toml, not JSON" in err
+    assert json.loads(out)["exit_code"] == 2, "with --json, the error is the one JSON document"
 
 
 def test_the_only_function_is_the_default(tmp_path: Path) -> None:
