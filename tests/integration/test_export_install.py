@@ -121,3 +121,13 @@ def test_the_only_function_is_the_default(tmp_path: Path) -> None:
     assert code == 0, err
     assert default == run_cli(["export", workload.functions[0], "--format", "requirements"], workload.root)[1]
     assert f"function {workload.functions[0]}," in default.splitlines()[0]
+
+
+def test_an_output_that_cannot_be_written_is_exit_2(workload: Workload, tmp_path: Path) -> None:
+    function = workload.functions[0]
+    code, _, err = run_cli(["export", function, "-o", str(tmp_path)], workload.root)
+    assert code == 2 and f"error: {tmp_path} is a directory (--output)" in err and "hint: name a file" in err
+    missing = tmp_path / "no" / "such" / "requirements.txt"
+    code, _, err = run_cli(["export", function, "-o", str(missing)], workload.root)
+    assert code == 2 and f"error: {missing} cannot be written" in err, err
+    assert f"hint: make {missing.parent} exist and be writable" in err
