@@ -223,7 +223,7 @@ def apply_filter(aws: Aws, region: str, step: SetFilterPolicy) -> str:
         set_("FilterPolicy", "")
         return ""
     scope = step.scope or DEFAULT_SCOPE
-    scope_changed = step.before[1] != scope
+    scope_changed = (step.before[1] or DEFAULT_SCOPE) != scope
     if scope_changed and scope == "MessageBody":
         set_("FilterPolicyScope", scope)
     if step.before[0] != step.policy:
