@@ -26,7 +26,8 @@ FOREIGN_LAMBDA = {"Id": "other-team", "LambdaFunctionArn": f"arn:aws:lambda:{REG
                   "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": [{"Name": "prefix",
                                                                                        "Value": "other/"}]}}}
 PUSH_WRITES = ("s3.PutBucketNotificationConfiguration", "sns.Subscribe", "sns.SetSubscriptionAttributes",
-               "sns.Unsubscribe", "eventbridge.PutRule", "eventbridge.PutTargets", "eventbridge.RemoveTargets", "eventbridge.DeleteRule")
+               "sns.Unsubscribe", "eventbridge.PutRule",
+               "eventbridge.PutTargets", "eventbridge.RemoveTargets", "eventbridge.DeleteRule")
 
 
 def _triggers(demo: Demo, text: str) -> None:
@@ -228,8 +229,8 @@ def test_eventbridge_rule_create_pattern_update_replace_and_delete(demo: Demo) -
                     '["placed", "paid"] }\nid = "placed"\n'
                     '[[functions.users.triggers]]\neventbridge = \'{"source": ["shop.users2"]}\'\nbus = "orders"\n')
     changed = demo.deploy()
-    assert _push_writes(changed) == {"eventbridge.PutRule": 2, "eventbridge.PutTargets": 1, "eventbridge.RemoveTargets": 1,
-                                     "eventbridge.DeleteRule": 1}
+    assert _push_writes(changed) == {"eventbridge.PutRule": 2, "eventbridge.PutTargets": 1,
+                                     "eventbridge.RemoveTargets": 1, "eventbridge.DeleteRule": 1}
     assert ours() == {name: ({"detail-type": ["paid", "placed"], "source": ["shop.orders"]},
                              [f"{FN}-orders:{ALIAS}"])}
     ((new_rule, (new_pattern, _)),) = ours("orders").items()
