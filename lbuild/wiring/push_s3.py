@@ -131,8 +131,8 @@ def check_overlaps(functions: Iterable[tuple[str, Sequence[Trigger]]]) -> None:
                 if other.source == trigger.source and overlaps(other.events, other.prefix, other.suffix,
                                                                trigger.events, trigger.prefix, trigger.suffix):
                     raise ConfigError(
-                        f"s3 triggers on bucket {trigger.source} overlap: function {name}'s and function "
-                        f"{other_name}'s ({other.where}) match the same keys for the same event type",
+                        f"s3 trigger of function {name} on bucket {trigger.source} overlaps function "
+                        f"{other_name}'s at {other.where}: both match the same keys for the same event type",
                         trigger.where, "S3 refuses overlapping prefixes with overlapping suffixes for one event "
                                        "type; make the prefixes or suffixes disjoint, or the event types")
             seen.append((name, trigger))
