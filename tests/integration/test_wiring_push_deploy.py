@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_deploy import ALIAS, Demo, Run
+from tests.integration.test_deploy import ALIAS, REPO, Demo, Run
 from tests.support.moto_server import ACCOUNT, REGION
 
 BUCKET = "shop-uploads"
@@ -25,9 +25,21 @@ FOREIGN_QUEUE = {"Id": "audit-queue", "QueueArn": f"arn:aws:sqs:{REGION}:{ACCOUN
 FOREIGN_LAMBDA = {"Id": "other-team", "LambdaFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other",
                   "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": [{"Name": "prefix",
                                                                                        "Value": "other/"}]}}}
+IAM_ACTIONS = {"s3.GetBucketNotificationConfiguration": "s3:GetBucketNotification",
+               "s3.PutBucketNotificationConfiguration": "s3:PutBucketNotification"}
 PUSH_WRITES = ("s3.PutBucketNotificationConfiguration", "sns.Subscribe", "sns.SetSubscriptionAttributes",
                "sns.Unsubscribe", "eventbridge.PutRule",
                "eventbridge.PutTargets", "eventbridge.RemoveTargets", "eventbridge.DeleteRule")
+
+
+def _policy_allows(*runs: Run) -> None:
+    """templates/iam-policy.json allows every S3-notification, SNS and EventBridge call of ``runs``."""
+    policy = json.loads((REPO / "templates" / "iam-policy.json").read_text(encoding="utf-8"))
+    allowed = {action for statement in policy["Statement"] for action in statement["Action"]}
+    ops = {op for run in runs for op, _ in run.recorder.calls}
+    needed = {IAM_ACTIONS.get(op, op.replace("eventbridge.", "events.").replace(".", ":", 1)) for op in ops
+              if op.startswith(("sns.", "eventbridge.")) or "BucketNotification" in op}
+    assert needed and not needed - allowed, f"templates/iam-policy.json lacks {sorted(needed - allowed)}"
 
 
 def _triggers(demo: Demo, text: str) -> None:
@@ -126,6 +138,7 @@ def test_s3_create_update_delete_keeps_foreign_entries(demo: Demo, bucket: str) 
     _foreign_kept(demo)
     assert "lbuild:wiring" not in demo.aws.lambda_.list_tags(Resource=f"{FN}-orders")["Tags"]
     assert demo.deploy().writes == 0
+    _policy_allows(first, updated, removed)
 
 
 def test_s3_concurrent_writer_replacing_the_document_is_exit_6(demo: Demo, bucket: str) -> None:
@@ -198,6 +211,7 @@ def test_sns_subscribe_filter_update_and_unsubscribe(demo: Demo) -> None:
     remaining = [s["SubscriptionArn"] for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]]
     assert remaining == [other]
     assert demo.deploy().writes == 0
+    _policy_allows(first, filtered, body, gone)
 
 
 def test_eventbridge_rule_create_pattern_update_replace_and_delete(demo: Demo) -> None:
@@ -243,6 +257,7 @@ def test_eventbridge_rule_create_pattern_update_replace_and_delete(demo: Demo) -
     assert ours() == {} and ours("orders") == {}
     assert [r["Name"] for r in events.list_rules(NamePrefix="lbuild-demo-")["Rules"]] == ["lbuild-demo-someone-else"]
     assert demo.deploy().writes == 0
+    _policy_allows(first, changed, gone)
 
 
 def test_a_missing_topic_is_a_config_error_before_any_write(demo: Demo) -> None:

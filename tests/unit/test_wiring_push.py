@@ -370,3 +370,29 @@ def test_tokens_and_grants() -> None:
     assert push_events.grants(_target("t", default_bus))[0].source_arn == \
         f"arn:aws:events:eu-west-1:{ACCOUNT}:rule/{push_events.rule_name(_target('t'), default_bus)}"
     assert push.grants(_target("none")) == [] and push.tokens(_target("none")) == set()
+
+
+def test_apply_keeps_the_eventbridge_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto accepts EventBridgeConfiguration but never returns it (research A3), so this read-merge-write-check
+    runs against botocore's Stubber: the exact document written keeps it, with the foreign queue."""
+    from botocore.stub import Stubber
+
+    from lbuild.publisher.aws import Aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    target = _target("thumbs", S3)
+    (step,) = push_s3.plan([target], {"shop-uploads": FOREIGN})
+    assert isinstance(step, push_s3.PutBucketNotifications)
+    written = {**FOREIGN, "LambdaFunctionConfigurations": [e.to_aws() for e in step.wanted]}
+    aws = Aws()
+    stub = Stubber(aws.client("s3", "eu-west-1"))
+    stub.add_response("get_bucket_notification_configuration", FOREIGN, {"Bucket": "shop-uploads"})
+    stub.add_response("put_bucket_notification_configuration", {},
+                      {"Bucket": "shop-uploads", "NotificationConfiguration": written})
+    stub.add_response("get_bucket_notification_configuration", written, {"Bucket": "shop-uploads"})
+    with stub:
+        assert push_s3.apply_put(aws, "eu-west-1", step) == "1 lbuild entries, 0 other function entries kept"
+    stub.assert_no_pending_responses()
