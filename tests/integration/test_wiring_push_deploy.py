@@ -127,8 +127,10 @@ def test_s3_create_update_delete_keeps_foreign_entries(demo: Demo, bucket: str) 
                     f'[[functions.users.triggers]]\ns3 = "{bucket}"\nprefix = "users/"\n')
     both = demo.deploy()
     assert _push_writes(both) == {"s3.PutBucketNotificationConfiguration": 1}
+    assert both.counts["s3.GetBucketNotificationConfiguration"] == 3, "plan, just before the write, after it"
     assert sorted(e["LambdaFunctionArn"] for e in _ours(demo)) == [f"{FN}-orders:{ALIAS}", f"{FN}-users:{ALIAS}"]
-    assert demo.deploy().writes == 0
+    noop = demo.deploy()
+    assert noop.writes == 0 and noop.counts["s3.GetBucketNotificationConfiguration"] == 1, "once per bucket"
 
     # removed from lbuild.toml: lbuild's entries go, the foreign ones stay
     demo.write()
@@ -260,10 +262,16 @@ def test_eventbridge_rule_create_pattern_update_replace_and_delete(demo: Demo) -
     _policy_allows(first, changed, gone)
 
 
-def test_a_missing_topic_is_a_config_error_before_any_write(demo: Demo) -> None:
-    _triggers(demo, f'[[functions.orders.triggers]]\nsns = "arn:aws:sns:{REGION}:{ACCOUNT}:nope"\n')
+@pytest.mark.parametrize(("table", "what"), [
+    (f'sns = "arn:aws:sns:{REGION}:{ACCOUNT}:nope"\n', f"SNS topic arn:aws:sns:{REGION}:{ACCOUNT}:nope does not exist"),
+    ('s3 = "no-such-bucket"\n', f"bucket no-such-bucket does not exist (or is not in {REGION})"),
+    ('eventbridge = { source = ["x"] }\nbus = "nope"\n', f"event bus nope does not exist in {REGION}"),
+])
+def test_a_missing_source_is_a_config_error_before_any_write(demo: Demo, table: str, what: str) -> None:
+    _triggers(demo, f"[[functions.orders.triggers]]\n{table}")
     result = demo.run("deploy", "--yes")
     assert result.code == 2, result.stderr
-    assert f"SNS topic arn:aws:sns:{REGION}:{ACCOUNT}:nope does not exist" in result.stderr
+    assert f"error: {what} (" in result.stderr
     assert "functions.orders.triggers[0]" in result.stderr
     assert _push_writes(result) == {}
+    assert demo.functions() == set(), "nothing was deployed"
