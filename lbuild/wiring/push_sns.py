@@ -127,9 +127,10 @@ def read(aws: Aws, region: str, targets: Sequence[Target]) -> dict[str, list[Sub
         found = []
         for raw in listed:
             endpoint = str(raw.get("Endpoint", ""))
-            if raw.get("Protocol") != "lambda" or not any(_ours(t, endpoint) for t in targets):
+            arn = str(raw.get("SubscriptionArn", ""))
+            if raw.get("Protocol") != "lambda" or not arn.startswith("arn:") or \
+                    not any(_ours(t, endpoint) for t in targets):
                 continue
-            arn = str(raw["SubscriptionArn"])
             attributes = aws.call("sns", "get_subscription_attributes", f"subscription {arn}", _region(topic),
                                   SubscriptionArn=arn).get("Attributes", {})
             policy, scope = normal_filter(attributes.get("FilterPolicy"), attributes.get("FilterPolicyScope"))

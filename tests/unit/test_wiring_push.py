@@ -396,3 +396,21 @@ def test_apply_keeps_the_eventbridge_configuration(monkeypatch: pytest.MonkeyPat
     with stub:
         assert push_s3.apply_put(aws, "eu-west-1", step) == "1 lbuild entries, 0 other function entries kept"
     stub.assert_no_pending_responses()
+
+
+def test_the_readme_example_is_valid(tmp_path: Path) -> None:
+    from tests.unit.test_config import PROJECT, make_function
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("#### Asynchronous triggers"):]
+    block = section[section.index("```toml\n") + 8:section.index("```\n", section.index("```toml"))]
+    functions = ""
+    for name in ("thumbs", "notify"):
+        make_function(tmp_path, name)
+        functions += f'[functions.{name}]\nhandler = "app.handler"\nsource = "functions/{name}"\n\n'
+    project = load(tmp_path, PROJECT + "\n" + functions + block)
+    (s3,) = project.function("thumbs").wiring.triggers
+    sns, rule = project.function("notify").wiring.triggers
+    assert isinstance(s3, S3Trigger) and (s3.prefix, s3.suffix) == ("incoming/", ".jpg")
+    assert isinstance(sns, SnsTrigger) and sns.filter() == ('{"kind":["refund"]}', "MessageBody")
+    assert isinstance(rule, EventBridgeTrigger) and rule.id == "placed" and rule.bus == "default"
