@@ -161,8 +161,10 @@ class SetFilterPolicy(WiringStep):
     label: str = ""
 
     def describe(self) -> str:
-        return f"{self.label}: filter {self.before[0] or 'none'} on {self.before[1] or '-'} -> " \
-               f"{self.policy or 'none'} on {self.scope or '-'}"
+        def shown(policy: str | None, scope: str | None) -> str:
+            return f"{policy} on {scope}" if policy else "none"
+
+        return f"{self.label}: filter policy {shown(*self.before)} -> {shown(self.policy, self.scope)}"
 
 
 @dataclass(frozen=True)

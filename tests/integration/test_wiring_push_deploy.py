@@ -192,6 +192,9 @@ def test_sns_subscribe_filter_update_and_unsubscribe(demo: Demo) -> None:
     assert demo.deploy().writes == 0
 
     _triggers(demo, f'[[functions.orders.triggers]]\nsns = "{topic}"\nfilter_policy = {{ kind = ["refund", "b"] }}\n')
+    plan = demo.run("plan")
+    assert plan.code == 10, plan.stderr
+    assert 'sns orders: filter policy none -> {"kind":["b","refund"]} on MessageAttributes' in plan.stdout + plan.stderr
     filtered = demo.deploy()
     assert _push_writes(filtered) == {"sns.SetSubscriptionAttributes": 1}
     (attributes,) = ours()

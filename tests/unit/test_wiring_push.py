@@ -305,7 +305,7 @@ def test_sns_plan_subscribe_filter_unsubscribe() -> None:
     assert isinstance(same, Unchanged)
     (change,) = push_sns.plan([target], {TOPIC: [replace(live, policy=None, scope=None)]})
     assert isinstance(change, push_sns.SetFilterPolicy)
-    assert change.describe() == 'sns orders: filter none on - -> {"kind":["refund"]} on MessageAttributes'
+    assert change.describe() == 'sns orders: filter policy none -> {"kind":["refund"]} on MessageAttributes'
     # the qualifier moved: the old subscription goes (it was recorded), a new one comes
     moved = replace(live, arn="arn:old", endpoint=target.function_arn)
     steps = push_sns.plan([replace(target, recorded=frozenset({f"sns={TOPIC}"}))], {TOPIC: [moved]})
