@@ -170,7 +170,7 @@ def test_s3_overlap_with_a_foreign_entry_is_refused_before_any_write(demo: Demo,
     assert result.code == 2, result.stderr
     assert "s3 trigger on bucket shop-uploads overlaps its notification other-team" in result.stderr
     assert "lbuild.toml:" in result.stderr and "functions.orders.triggers[0]" in result.stderr
-    assert _push_writes(result) == {}
+    assert _push_writes(result) == {} and result.writes == 0 and demo.functions() == set(), "nothing written"
 
 
 def test_sns_subscribe_filter_update_and_unsubscribe(demo: Demo) -> None:
@@ -276,5 +276,4 @@ def test_a_missing_source_is_a_config_error_before_any_write(demo: Demo, table: 
     assert result.code == 2, result.stderr
     assert f"error: {what} (" in result.stderr
     assert "functions.orders.triggers[0]" in result.stderr
-    assert _push_writes(result) == {}
-    assert demo.functions() == set(), "nothing was deployed"
+    assert _push_writes(result) == {} and result.writes == 0 and demo.functions() == set(), "nothing written"
