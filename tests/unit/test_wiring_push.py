@@ -414,3 +414,22 @@ def test_the_readme_example_is_valid(tmp_path: Path) -> None:
     assert isinstance(s3, S3Trigger) and (s3.prefix, s3.suffix) == ("incoming/", ".jpg")
     assert isinstance(sns, SnsTrigger) and sns.filter() == ('{"kind":["refund"]}', "MessageBody")
     assert isinstance(rule, EventBridgeTrigger) and rule.id == "placed" and rule.bus == "default"
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.text("ab", max_size=3), min_size=4, max_size=4),
+       keys=st.lists(st.text("ab", max_size=7), max_size=30))
+def test_overlap_is_exactly_some_key_matching_both_rules(parts: list[str], keys: list[str]) -> None:
+    """Two rules overlap iff one object key matches both (the longer prefix followed by the longer suffix
+    always does); so no key ever matches two rules lbuild calls disjoint."""
+    prefix_a, suffix_a, prefix_b, suffix_b = parts
+    events = ["s3:ObjectCreated:*"]
+
+    def both(key: str) -> bool:
+        return all(key.startswith(p) and key.endswith(s) for p, s in ((prefix_a, suffix_a), (prefix_b, suffix_b)))
+
+    witness = max(prefix_a, prefix_b, key=len) + max(suffix_a, suffix_b, key=len)
+    overlap = push_s3.overlaps(events, prefix_a, suffix_a, events, prefix_b, suffix_b)
+    assert overlap == both(witness)
+    if not overlap:
+        assert not any(both(k) for k in keys)
