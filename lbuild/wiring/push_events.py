@@ -27,13 +27,15 @@ TARGET_ID = "lbuild"
 DEFAULT_BUS = "default"
 
 
-def normalise(value: Any) -> Any:
+def normalise(value: Any, ordered: bool = False) -> Any:
     """JSON with object keys sorted and every list in canonical order (patterns and filter policies treat a
-    list as a set of alternatives), so AWS's and lbuild's spellings compare equal."""
+    list as a set of alternatives), so AWS's and lbuild's spellings compare equal; a ``numeric`` operand
+    list (``[">", 0, "<=", 5]``) keeps its order, which is its meaning."""
     if isinstance(value, dict):
-        return {k: normalise(v) for k, v in sorted(value.items())}
+        return {k: normalise(v, k == "numeric") for k, v in sorted(value.items())}
     if isinstance(value, list):
-        return sorted((normalise(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+        items = [normalise(v) for v in value]
+        return items if ordered else sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
     return value
 
 

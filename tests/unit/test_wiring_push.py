@@ -433,3 +433,8 @@ def test_overlap_is_exactly_some_key_matching_both_rules(parts: list[str], keys:
     assert overlap == both(witness)
     if not overlap:
         assert not any(both(k) for k in keys)
+
+
+def test_a_numeric_range_keeps_its_order() -> None:
+    pattern = {"detail": {"n": [{"numeric": [">=", 0, "<", 10]}, 3]}, "source": ["b", "a"]}
+    assert push_events.canonical(pattern) == '{"detail":{"n":[3,{"numeric":[">=",0,"<",10]}]},"source":["a","b"]}'
