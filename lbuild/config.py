@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from lbuild import rules, stages, values
 from lbuild.errors import ConfigError, LimitError
 from lbuild.wiring import parse as wiring_parse
-from lbuild.wiring import push as wiring_push
 from lbuild.wiring.model import Wiring
 
 if sys.version_info >= (3, 11):
@@ -376,7 +375,7 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str], stage: str 
         _parse_function(r, fn_name, fn_table, project, deploy_name, root)
         for fn_name, fn_table in functions_table.items()
     )
-    wiring_push.check_project((f.name, f.wiring.triggers) for f in functions)
+    wiring_parse.check_project(functions)
     return Project(
         name=name,
         stage=staged.stage,
