@@ -627,6 +627,8 @@ def _plan_mapping(target: Target, trigger: EsmTrigger, found: LiveMapping | None
     if fixed:
         what = " and ".join(fixed)
         detail = ", ".join(change(n, getattr(found.settings, n), getattr(wanted, n)) for n in fixed)
+        if len(fixed) == 1:
+            detail = detail.removeprefix(fixed[0] + " ")
         consequence = "; the new mapping reads from the new position" if trigger.kind != "sqs" else ""
         return ReplaceMapping(f"{what} cannot be updated ({detail}){consequence}{adopted}", target.name, name,
                               found.uuid, trigger.kind, trigger.source, target.arn, wanted)
