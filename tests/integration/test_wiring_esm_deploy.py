@@ -171,7 +171,6 @@ def test_removed_trigger_is_deleted_and_a_foreign_mapping_is_left_alone(shop: Sh
     plan = shop.run("plan")
     assert "kinesis clicks: delete mapping" in plan.stderr and "no longer in lbuild.toml" in plan.stderr
     result = shop.deploy()
-    print(_writes(result))
     assert _writes(result) == ["lambda.DeleteEventSourceMapping", "lambda.TagResource"]
     assert {m["EventSourceArn"] for m in shop.mappings()} == {QUEUE_ARN, audit}
     assert shop.mapping(audit)["UUID"] == foreign
