@@ -483,7 +483,7 @@ def _had(target: Target) -> list[tuple[str, str]]:
 
 def queue_url(arn: str) -> str:
     """The URL of the queue ``arn`` (the form GetQueueUrl answers), without a call."""
-    partition, _, _, region, account, name = arn.split(":", 5)
+    _, partition, _, region, account, name = arn.split(":", 5)
     suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
     return f"https://sqs.{region}.{suffix}/{account}/{name}"
 
