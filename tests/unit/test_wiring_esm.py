@@ -192,7 +192,8 @@ def test_every_invalid_trigger_is_one_clear_error(tmp_path: Path, body: str, kin
     assert message in error.what
     lines = body.splitlines()
     name = key.lstrip(".")
-    line = TRIGGER_LINE + next(n for n, text in enumerate(lines) if text.startswith(name + " ")) if name else HEADER_LINE
+    line = HEADER_LINE if not name else TRIGGER_LINE + next(n for n, text in enumerate(lines)
+                                                           if text.startswith(name + " "))
     assert error.where is not None and error.where.endswith(_where(line, key)), error.where
     assert error.hint is not None and hint in error.hint, error.hint
 
@@ -213,7 +214,7 @@ def _aws_item(kind: str, s: esm.Settings, qualifier: str | None = "live") -> dic
                             "FunctionArn": arn, "BatchSize": s.batch_size,
                             "MaximumBatchingWindowInSeconds": s.batching_window,
                             "State": "Enabled" if s.enabled else "Disabled",
-                            "FunctionResponseTypes": ["ReportBatchItemFailures"] if s.report_batch_item_failures else [],
+                            "FunctionResponseTypes": ["ReportBatchItemFailures"] * s.report_batch_item_failures,
                             "FilterCriteria": {"Filters": [{"Pattern": p.replace(":", ": ")} for p in s.filters]}}
     if kind == "sqs":
         if s.max_concurrency:
