@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_deploy import Run, RunCli
+from tests.integration.test_iam_policy import _allowed, _needed
 from tests.support.moto_server import ACCOUNT, REGION, MotoAws
 
 FUNCTION = "shop-orders"
@@ -75,6 +76,13 @@ def _writes(run: Run) -> list[str]:
     return [op for op, _ in run.recorder.calls if not op.split(".")[1].startswith(("Get", "List", "Describe"))]
 
 
+def _policy_allows(*runs: Run) -> None:
+    """templates/iam-policy.json lets a deploy identity make every call these runs made (GetCallerIdentity needs
+    no permission: AWS allows it to every identity)."""
+    missing = sorted(_needed(*runs) - _allowed() - {"sts:GetCallerIdentity"})
+    assert missing == [], f"templates/iam-policy.json lacks {missing}"
+
+
 def _sqs(*extra: str) -> str:
     return "\n".join([f'sqs = "{QUEUE_ARN}"', *extra])
 
@@ -114,6 +122,7 @@ def test_sqs_mapping_is_created_updated_in_place_and_a_second_deploy_writes_noth
     assert _writes(plan) == []
     updated = shop.deploy()
     assert _writes(updated) == ["lambda.UpdateEventSourceMapping"]
+    _policy_allows(first, again, plan, updated)
     (update,) = updated.params("lambda.UpdateEventSourceMapping")
     assert update == {"UUID": created["UUID"], "BatchSize": 100, "MaximumBatchingWindowInSeconds": 5}
     now = shop.mapping(QUEUE_ARN)
@@ -154,6 +163,7 @@ def test_kinesis_mapping_is_replaced_when_starting_position_changes(shop: Shop) 
     new = shop.mapping(STREAM_ARN)
     assert new["UUID"] != old["UUID"] and new["StartingPosition"] == "LATEST"
     assert new["MaximumRetryAttempts"] == 3
+    _policy_allows(plan, result)
     assert _writes(shop.deploy()) == []
 
 
@@ -175,6 +185,7 @@ def test_removed_trigger_is_deleted_and_a_foreign_mapping_is_left_alone(shop: Sh
     assert {m["EventSourceArn"] for m in shop.mappings()} == {QUEUE_ARN, audit}
     assert shop.mapping(audit)["UUID"] == foreign
     assert f"kinesis={STREAM_ARN}" not in shop.wiring_tag() and f"sqs={QUEUE_ARN}" in shop.wiring_tag()
+    _policy_allows(plan, result)
 
     shop.write()  # no triggers at all: lbuild removes its own, still never the foreign one
     shop.deploy()
