@@ -193,6 +193,22 @@ def test_removed_trigger_is_deleted_and_a_foreign_mapping_is_left_alone(shop: Sh
     assert _writes(shop.deploy()) == []
 
 
+def test_a_mapping_on_a_source_lbuild_toml_names_is_adopted_not_duplicated(shop: Shop) -> None:
+    shop.write()
+    shop.deploy()
+    existing = shop.aws.lambda_.create_event_source_mapping(EventSourceArn=QUEUE_ARN, FunctionName=FUNCTION,
+                                                            BatchSize=10)["UUID"]
+    shop.write(_sqs("batch_size = 5"))
+    result = shop.deploy()
+    assert _writes(result) == ["lambda.UpdateEventSourceMapping", "lambda.TagResource"]
+    (update,) = result.params("lambda.UpdateEventSourceMapping")
+    assert update == {"UUID": existing, "BatchSize": 5,
+                      "FunctionName": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION}:live"}
+    assert [m["UUID"] for m in shop.mappings()] == [existing]
+    assert f"sqs={QUEUE_ARN}" in shop.wiring_tag()
+    assert _writes(shop.deploy()) == []
+
+
 def test_a_dynamodb_stream_mapping_round_trips(shop: Shop) -> None:
     table = shop.aws.client("dynamodb").create_table(
         TableName="carts", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],

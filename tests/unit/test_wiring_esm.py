@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -449,3 +450,26 @@ def test_a_source_in_another_region_is_refused() -> None:
 
 def test_a_target_without_esm_wiring_plans_nothing() -> None:
     assert esm.plan([_target()], None) == []
+
+
+# --- the documentation ---------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_example_is_valid(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("#### SQS, Kinesis and DynamoDB streams (poll-based)", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    (head, *rest) = block.split("[[functions.orders.triggers]]\n")
+    assert head == ""
+    sqs, kinesis = _load(tmp_path, "[[functions.orders.triggers]]\n".join(rest))
+    assert isinstance(sqs, SqsTrigger) and (sqs.batch_size, sqs.batching_window) == (100, 5)
+    assert isinstance(kinesis, KinesisTrigger) and kinesis.bisect_on_error and kinesis.retries == 3
+
+
+def test_the_example_file_shows_every_trigger_key() -> None:
+    text = (REPO / "lbuild.toml.example").read_text(encoding="utf-8")
+    keys = set(esm._COMMON | esm._SQS_ONLY | esm._STREAM_ONLY) | set(esm.KINDS)
+    missing = {k for k in keys if not re.search(rf"^\s*#?\s*{k}\s*=", text, re.MULTILINE)}
+    assert not missing, f"lbuild.toml.example lacks {sorted(missing)}"
