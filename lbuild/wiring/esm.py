@@ -597,7 +597,13 @@ def _plan_target(target: Target, live: Live) -> list[Step]:
     steps: list[Step] = []
     on_function = [m for m in live.mappings if m.function == target.name]
     wanted = _wanted(target)
+    sources: dict[str, EsmTrigger] = {}
     for trigger in wanted:
+        first = sources.setdefault(trigger.source, trigger)
+        if first is not trigger:
+            raise ConfigError(f"function {target.key} has two triggers on {trigger.source} ({first.where})",
+                              where=trigger.where, hint="AWS allows one event source mapping per function and "
+                                                        "source: merge the two tables")
         if source_region(trigger.source) != target.region:
             raise ConfigError(f"{trigger.label()} is in {source_region(trigger.source)}, function {target.name} in "
                               f"{target.region}", where=trigger.where,

@@ -258,3 +258,4 @@ def test_a_queue_that_does_not_exist_is_exit_2_naming_the_trigger(shop: Shop) ->
     assert f"error: queue arn:aws:sqs:{REGION}:{ACCOUNT}:missing does not exist" in result.stderr
     assert "key functions.orders.triggers[0]" in result.stderr
     assert _writes(result) == []
+

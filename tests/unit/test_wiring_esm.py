@@ -473,3 +473,68 @@ def test_the_example_file_shows_every_trigger_key() -> None:
     keys = set(esm._COMMON | esm._SQS_ONLY | esm._STREAM_ONLY) | set(esm.KINDS)
     missing = {k for k in keys if not re.search(rf"^\s*#?\s*{k}\s*=", text, re.MULTILINE)}
     assert not missing, f"lbuild.toml.example lacks {sorted(missing)}"
+
+
+def test_two_ids_on_one_source_are_refused_at_plan() -> None:
+    one, two = SqsTrigger(QUEUE, "first", id="a"), SqsTrigger(QUEUE, "second", id="b")
+    with pytest.raises(ConfigError) as caught:
+        esm.plan([_target(one, two)], Live((), _QUEUES))
+    assert caught.value.what == f"function orders has two triggers on {QUEUE} (first)"
+    assert caught.value.where == "second" and caught.value.hint is not None and "merge" in caught.value.hint
+
+
+# --- applying: what moto cannot show ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def stubbed_lambda(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An ``Aws`` whose lambda client is stubbed (no network): (aws, stubber)."""
+    from botocore.stub import Stubber
+
+    from lbuild.publisher.aws import Aws
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setattr(esm, "_POLL_SECONDS", 0.0)
+    aws = Aws(region=REGION)
+    stubber = Stubber(aws.client("lambda", REGION))
+    with stubber:
+        yield aws, stubber
+
+
+OLD, NEW = "0ld00000-0000-4000-8000-000000000000", "11e70000-0000-4000-8000-000000000000"
+
+
+def test_replace_waits_until_aws_has_deleted_the_old_mapping(stubbed_lambda: Any) -> None:
+    """Stubber: moto deletes a mapping at once, AWS asynchronously (State Deleting), and a create on the same
+    function and source conflicts until the old one is gone (ResourceConflictException), so the wait is only
+    observable with AWS's answers."""
+    aws, stubber = stubbed_lambda
+    trigger = KinesisTrigger(STREAM, "w", starting_position="LATEST")
+    step = ReplaceMapping("why", "shop-orders", "kinesis clicks", OLD, "kinesis", STREAM,
+                          f"{FUNCTION_ARN}:live", esm.wanted_settings(trigger))
+    stubber.add_response("delete_event_source_mapping", {"UUID": OLD, "State": "Deleting"},
+                         {"UUID": OLD})
+    for _ in range(2):
+        stubber.add_response("get_event_source_mapping", {"UUID": OLD, "State": "Deleting"},
+                             {"UUID": OLD})
+    stubber.add_client_error("get_event_source_mapping", "ResourceNotFoundException", http_status_code=404,
+                             expected_params={"UUID": OLD})
+    stubber.add_response("create_event_source_mapping", {"UUID": NEW},
+                         {"EventSourceArn": STREAM, "FunctionName": f"{FUNCTION_ARN}:live",
+                          **esm.api_params("kinesis", step.settings)})
+    assert esm.apply_replace(aws, REGION, step) == f"mapping {OLD} deleted, mapping {NEW} created"
+    stubber.assert_no_pending_responses()
+
+
+
+def test_deleting_a_mapping_that_is_already_gone_succeeds(stubbed_lambda: Any) -> None:
+    """Stubber: moto in server mode answers 200 to deleting a mapping that does not exist; AWS answers
+    ResourceNotFoundException, which lbuild takes as done (someone deleted it between plan and apply)."""
+    aws, stubber = stubbed_lambda
+    stubber.add_client_error("delete_event_source_mapping", "ResourceNotFoundException", http_status_code=404,
+                             expected_params={"UUID": OLD})
+    step = DeleteMapping("no longer in lbuild.toml", "shop-orders", "sqs orders", OLD)
+    assert esm.apply_delete(aws, REGION, step) == f"mapping {OLD} (already gone)"
