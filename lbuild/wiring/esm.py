@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lbuild.errors import AwsError, ConfigError, LimitError
 from lbuild.steps import Step, Unchanged
-from lbuild.wiring.core import UNWIRE, WIRE, Apply, Target, WiringStep
+from lbuild.wiring.core import UNWIRE, Apply, Target, WiringStep
 from lbuild.wiring.model import Grant, Trigger
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def parse_trigger(r: _Reader, entry: Mapping[str, Any], key: tuple[str, ...], ki
     }
     if kind == "sqs":
         queue = SqsTrigger(**common, max_concurrency=_number(r, entry, "max_concurrency", key, kind, MAX_CONCURRENCY))
-        _check_sqs(r, entry, key, queue)
+        _check_sqs(r, key, queue)
         return queue
     position, stamp = _position(r, entry, key, kind)
     cls = KinesisTrigger if kind == "kinesis" else DynamoDbTrigger
@@ -210,8 +210,7 @@ def _number(r: _Reader, entry: Mapping[str, Any], name: str, key: tuple[str, ...
 
 
 def _flag(r: _Reader, entry: Mapping[str, Any], name: str, key: tuple[str, ...], default: bool) -> bool:
-    value = r.get(entry, name, bool, key, default=default)
-    return bool(value)
+    return bool(r.get(entry, name, bool, key, default=default))
 
 
 def _filters(r: _Reader, entry: Mapping[str, Any], key: tuple[str, ...], kind: str) -> tuple[str, ...]:
@@ -237,7 +236,9 @@ def _filters(r: _Reader, entry: Mapping[str, Any], key: tuple[str, ...], kind: s
     return patterns
 
 
-def _check_sqs(r: _Reader, entry: Mapping[str, Any], key: tuple[str, ...], trigger: SqsTrigger) -> None:
+def _check_sqs(r: _Reader, key: tuple[str, ...], trigger: SqsTrigger) -> None:
+    """R1-R3 for queues: a FIFO queue takes batches of 10 at most and no window; a standard queue needs a window
+    for a batch over 10."""
     batch, window = trigger.batch_size, trigger.batching_window
     if trigger.fifo:
         if batch is not None and not FIFO_BATCH_SIZE[0] <= batch <= FIFO_BATCH_SIZE[1]:
@@ -569,9 +570,6 @@ class DeleteMapping(WiringStep):
 
     def describe(self) -> str:
         return f"{self.label}: delete mapping {self.uuid[:8]}"
-
-
-assert CreateMapping.PHASE == WIRE
 
 
 # --- planning (pure) --------------------------------------------------------------------------------------
