@@ -130,6 +130,17 @@ def test_sqs_mapping_is_created_updated_in_place_and_a_second_deploy_writes_noth
     assert _writes(shop.deploy()) == []
 
 
+def test_new_code_moves_the_alias_and_leaves_the_mapping_alone(shop: Shop) -> None:
+    """moto keeps the alias's version in FunctionArn (``:1``) while the alias moves on: still no mapping write."""
+    shop.write(_sqs())
+    shop.deploy()
+    assert shop.mapping(QUEUE_ARN)["FunctionArn"].endswith(f"{FUNCTION}:1")
+    (shop.root / "functions" / "orders" / "app.py").write_text("def handler(event, context):\n    return 2\n")
+    result = shop.deploy()
+    assert "lambda.UpdateAlias" in _writes(result)
+    assert [op for op in _writes(result) if "EventSourceMapping" in op] == []
+
+
 def test_a_disabled_mapping_and_a_cleared_setting_are_updates(shop: Shop) -> None:
     shop.write(_sqs("max_concurrency = 5"))
     shop.deploy()
