@@ -178,6 +178,17 @@ def test_kinesis_mapping_is_replaced_when_starting_position_changes(shop: Shop) 
     assert _writes(shop.deploy()) == []
 
 
+def test_a_kinesis_mapping_at_a_timestamp_round_trips(shop: Shop) -> None:
+    """moto does not return StartingPositionTimestamp: a second deploy still plans nothing."""
+    shop.write(_kinesis("AT_TIMESTAMP", "starting_timestamp = 2026-12-01T00:00:00Z"))
+    first = shop.deploy()
+    (create,) = first.params("lambda.CreateEventSourceMapping")
+    assert create["StartingPosition"] == "AT_TIMESTAMP"
+    assert create["StartingPositionTimestamp"] == "<datetime>"  # the recorder's placeholder for a datetime
+    assert shop.mapping(STREAM_ARN)["StartingPosition"] == "AT_TIMESTAMP"
+    assert _writes(shop.deploy()) == []
+
+
 # --- delete, and what lbuild does not own ---------------------------------------------------------------------
 
 
