@@ -17,7 +17,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -328,15 +328,15 @@ def wanted_settings(trigger: EsmTrigger) -> Settings:
     base = Settings(trigger.batch_size or DEFAULT_BATCH_SIZE[trigger.kind], trigger.batching_window or 0,
                     trigger.enabled, _patterns(trigger.filters), trigger.report_batch_item_failures)
     if isinstance(trigger, SqsTrigger):
-        return Settings(**{**_as_dict(base), "max_concurrency": trigger.max_concurrency})
+        return replace(base, max_concurrency=trigger.max_concurrency)
     assert isinstance(trigger, StreamTrigger)
     stamp = trigger.starting_timestamp.timestamp() if trigger.starting_timestamp else None
-    return Settings(**{**_as_dict(base), "starting_position": trigger.starting_position, "starting_timestamp": stamp,
-                       "parallelization": trigger.parallelization or 1,
-                       "retries": -1 if trigger.retries is None else trigger.retries,
-                       "max_record_age": -1 if trigger.max_record_age is None else trigger.max_record_age,
-                       "bisect_on_error": trigger.bisect_on_error, "tumbling_window": trigger.tumbling_window or 0,
-                       "on_failure": trigger.on_failure})
+    return replace(base, starting_position=trigger.starting_position, starting_timestamp=stamp,
+                   parallelization=trigger.parallelization or 1,
+                   retries=-1 if trigger.retries is None else trigger.retries,
+                   max_record_age=-1 if trigger.max_record_age is None else trigger.max_record_age,
+                   bisect_on_error=trigger.bisect_on_error, tumbling_window=trigger.tumbling_window or 0,
+                   on_failure=trigger.on_failure)
 
 
 def live_settings(kind: str, item: Mapping[str, Any]) -> Settings:
@@ -350,22 +350,18 @@ def live_settings(kind: str, item: Mapping[str, Any]) -> Settings:
                     _patterns([f.get("Pattern", "") for f in (value("FilterCriteria", {}).get("Filters") or [])]),
                     "ReportBatchItemFailures" in value("FunctionResponseTypes", []))
     if kind == "sqs":
-        return Settings(**{**_as_dict(base), "max_concurrency": value("ScalingConfig", {}).get("MaximumConcurrency")})
+        return replace(base, max_concurrency=value("ScalingConfig", {}).get("MaximumConcurrency"))
     stamp = item.get("StartingPositionTimestamp")
     if isinstance(stamp, datetime):
         stamp = stamp.timestamp()
     failure = (value("DestinationConfig", {}).get("OnFailure") or {}).get("Destination") or None
-    return Settings(**{**_as_dict(base), "starting_position": item.get("StartingPosition"),
-                       "starting_timestamp": None if stamp is None else float(stamp),
-                       "parallelization": int(value("ParallelizationFactor", 1)),
-                       "retries": int(value("MaximumRetryAttempts", -1)),
-                       "max_record_age": int(value("MaximumRecordAgeInSeconds", -1)),
-                       "bisect_on_error": bool(value("BisectBatchOnFunctionError", False)),
-                       "tumbling_window": int(value("TumblingWindowInSeconds", 0)), "on_failure": failure})
-
-
-def _as_dict(settings: Settings) -> dict[str, Any]:
-    return {f.name: getattr(settings, f.name) for f in fields(settings)}
+    return replace(base, starting_position=item.get("StartingPosition"),
+                   starting_timestamp=None if stamp is None else float(stamp),
+                   parallelization=int(value("ParallelizationFactor", 1)),
+                   retries=int(value("MaximumRetryAttempts", -1)),
+                   max_record_age=int(value("MaximumRecordAgeInSeconds", -1)),
+                   bisect_on_error=bool(value("BisectBatchOnFunctionError", False)),
+                   tumbling_window=int(value("TumblingWindowInSeconds", 0)), on_failure=failure)
 
 
 def differences(wanted: Settings, live: Settings) -> list[str]:
@@ -383,7 +379,8 @@ def differences(wanted: Settings, live: Settings) -> list[str]:
 
 def _show(name: str, value: Any) -> str:
     if name == "filters":
-        return f"{len(value)} pattern(s)"
+        shown = "[" + ", ".join(value) + "]"
+        return shown if len(shown) <= 80 else f"{len(value)} pattern(s)"
     if name == "starting_timestamp" and value is not None:
         return _utc(value).isoformat()
     return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)

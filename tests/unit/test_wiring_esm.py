@@ -538,3 +538,13 @@ def test_deleting_a_mapping_that_is_already_gone_succeeds(stubbed_lambda: Any) -
                              expected_params={"UUID": OLD})
     step = DeleteMapping("no longer in lbuild.toml", "shop-orders", "sqs orders", OLD)
     assert esm.apply_delete(aws, REGION, step) == f"mapping {OLD} (already gone)"
+
+
+def test_a_changed_filter_is_an_update_that_shows_the_patterns() -> None:
+    trigger = SqsTrigger(QUEUE, "w", filters=('{"body": {"kind": ["refund"]}}',))
+    live = _live(trigger, filters=('{"body":{"kind":["order"]}}',))
+    (step,) = esm.plan([_target(trigger, recorded=frozenset({trigger.token}))], Live((live,), _QUEUES))
+    assert isinstance(step, UpdateMapping)
+    assert step.describe() == 'sqs orders: filters [{"body":{"kind":["order"]}}] -> [{"body":{"kind":["refund"]}}]'
+    assert esm.api_params("sqs", step.settings, step.names) == \
+        {"FilterCriteria": {"Filters": [{"Pattern": '{"body":{"kind":["refund"]}}'}]}}
