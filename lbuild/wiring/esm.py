@@ -605,6 +605,11 @@ def _plan_target(target: Target, live: Live) -> list[Step]:
                               hint="an event source mapping reads a queue or stream of the function's own region")
         if isinstance(trigger, SqsTrigger):
             steps += _check_queue(target, trigger, live.queues.get(trigger.source))
+        elif isinstance(trigger, StreamTrigger) and trigger.retries in (None, -1) and trigger.on_failure is None \
+                and trigger.max_record_age in (None, -1):
+            steps.append(Unchanged(f"warning: {trigger.label()} retries a failing batch until its records expire "
+                                   "and has no on_failure: one bad record holds back its shard that long (set "
+                                   "retries, max_record_age or on_failure)", f"{trigger.label()} retries"))
         same = [m for m in on_function if m.kind == trigger.kind and m.source == trigger.source]
         match = next((m for m in same if _same_target(m.qualifier, target.qualifier)), same[0] if same else None)
         steps.append(_plan_mapping(target, trigger, match))

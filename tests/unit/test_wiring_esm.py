@@ -394,7 +394,7 @@ def test_plan_replaces_a_stream_whose_starting_position_changed() -> None:
 
 def test_a_timestamp_moto_does_not_return_is_no_change_but_one_aws_returns_is() -> None:
     stamp = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    trigger = KinesisTrigger(STREAM, "w", starting_position="AT_TIMESTAMP", starting_timestamp=stamp)
+    trigger = KinesisTrigger(STREAM, "w", starting_position="AT_TIMESTAMP", starting_timestamp=stamp, retries=5)
     target = _target(trigger, recorded=frozenset({trigger.token}))
     (same,) = esm.plan([target], Live((_live(trigger, starting_timestamp=None),)))
     assert isinstance(same, Unchanged)
@@ -548,3 +548,15 @@ def test_a_changed_filter_is_an_update_that_shows_the_patterns() -> None:
     assert step.describe() == 'sqs orders: filters [{"body":{"kind":["order"]}}] -> [{"body":{"kind":["refund"]}}]'
     assert esm.api_params("sqs", step.settings, step.names) == \
         {"FilterCriteria": {"Filters": [{"Pattern": '{"body":{"kind":["refund"]}}'}]}}
+
+
+def test_a_stream_that_retries_forever_without_a_destination_is_a_warning() -> None:
+    forever = KinesisTrigger(STREAM, "w", starting_position="LATEST")
+    warning, create = esm.plan([_target(forever)], Live())
+    assert isinstance(warning, Unchanged) and isinstance(create, CreateMapping)
+    assert warning.reason == ("warning: kinesis clicks retries a failing batch until its records expire and has no "
+                              "on_failure: one bad record holds back its shard that long (set retries, "
+                              "max_record_age or on_failure)")
+    for bounded in (replace(forever, retries=3), replace(forever, max_record_age=3600),
+                    replace(forever, on_failure=QUEUE)):
+        assert [type(s) for s in esm.plan([_target(bounded)], Live())] == [CreateMapping]
