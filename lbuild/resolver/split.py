@@ -13,6 +13,10 @@ Rules:
   saves a layer). A layer left with fewer than ``min_functions`` users is dissolved into bundles.
 - Layers are named by their content (target + pinned wheels), so an unchanged layer keeps its name
   whatever else changes in the repository.
+
+Cost: one pass per remedy, each costing the chosen function's own layers (counts, sizes and the order of
+over-limit functions are kept incrementally), so planning grows about n log n with the repository
+(bench/bench_split.py; ``tests/support/split_reference.py`` is the earlier planner it must match).
 """
 
 from __future__ import annotations
