@@ -18,6 +18,7 @@ the 500/40 growth ratio.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
@@ -38,7 +39,7 @@ Planner = Callable[[str, Sequence[SplitFunction], Mapping[str, Mapping[str, Pack
 
 def universe(functions: int) -> int:
     """Distinct packages in a repository of ``functions`` functions (the table above; ~16*sqrt(n) between)."""
-    return UNIVERSE.get(functions, max(10, round(15.8 * functions ** 0.5)))
+    return UNIVERSE.get(functions, max(10, round(15.8 * math.sqrt(functions))))
 
 
 def workload(functions: int, seed: int) -> tuple[list[SplitFunction], dict[str, dict[str, PackageInfo]]]:

@@ -21,6 +21,7 @@ over-limit functions are kept incrementally), so planning grows about n log n wi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import itertools
@@ -82,16 +83,18 @@ class LayerPlan:
     reasons: Mapping[str, Mapping[str, str]]  # function -> package -> why it is where it is
 
     def bundle(self, function: str) -> BundleSpec:
-        for bundle in self.bundles:
-            if bundle.function == function:
-                return bundle
-        raise KeyError(function)
+        return self._bundles[function]
 
     def layer(self, name: str) -> LayerSpec:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
+        return self._layers[name]
+
+    @functools.cached_property
+    def _bundles(self) -> dict[str, BundleSpec]:  # built once: callers look up every function
+        return {b.function: b for b in self.bundles}
+
+    @functools.cached_property
+    def _layers(self) -> dict[str, LayerSpec]:
+        return {layer.name: layer for layer in self.layers}
 
 
 def layer_name(project: str, target: rules.Target, packages: Sequence[PackageInfo]) -> str:
