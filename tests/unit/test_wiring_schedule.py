@@ -98,7 +98,8 @@ def test_a_bad_expression_is_refused_with_what_is_wrong(tmp_path: Path, expressi
     error = _error(tmp_path, f'schedule = "{expression}"')
     assert isinstance(error, ConfigError) and error.exit_code == 2
     assert error.what == f"schedule '{expression}' is not a valid expression: {problem}"
-    assert error.where is not None and error.where.endswith("lbuild.toml:13, key functions.nightly.triggers[0].schedule")
+    assert error.where is not None
+    assert error.where.endswith("lbuild.toml:13, key functions.nightly.triggers[0].schedule")
     assert error.hint is not None and "rate(5 minutes)" in error.hint
 
 
