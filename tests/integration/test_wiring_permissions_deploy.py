@@ -123,7 +123,7 @@ def test_a_policy_over_20_kb_is_refused_with_exit_5_before_anything_is_written(w
     assert _policy(wired) == before
 
 
-def test_a_retried_add_whose_first_attempt_landed_is_done_and_a_real_conflict_fails() -> None:
+def test_a_retried_add_whose_first_attempt_landed_is_done_and_a_real_conflict_fails(aws_env: MotoAws) -> None:
     """Stubber: moto accepts a duplicate StatementId (AWS refuses it with ResourceConflictException, research
     note A3), so AWS's answer to a retried AddPermission can only be staged."""
     aws = Aws(region="eu-west-1")
