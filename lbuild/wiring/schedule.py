@@ -256,17 +256,32 @@ class Group:
     schedules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-def read(aws: Aws, region: str, targets: Sequence[Target]) -> dict[str, Group]:
-    """Group name -> its state: one GetScheduleGroup, one ListSchedules sweep (pages), then GetSchedule for
-    each schedule of a function of this deploy."""
-    out: dict[str, Group] = {}
+@dataclass(frozen=True)
+class Live:
+    groups: Mapping[str, Group] = field(default_factory=dict)
+    #: scheduler role -> the service principals it trusts (None: no such role); roles not read are absent
+    trust: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+
+
+def read(aws: Aws, region: str, targets: Sequence[Target]) -> Live:
+    """The scheduler roles' trust, then per group: one GetScheduleGroup, one ListSchedules sweep (pages), and
+    GetSchedule for each schedule of a function of this deploy."""
+    from lbuild.publisher import aws as aws_mod
+
+    roles = sorted({t.role for target in targets for t in _schedules(target)})
+    try:
+        trust = {role: None if found is None else frozenset(found)
+                 for role, found in aws_mod.role_trust(aws, roles).items()}
+    except AwsError:
+        trust = {}  # an identity that may not read roles: AWS judges the role when a schedule fires
+    groups: dict[str, Group] = {}
     for group in sorted({group_name(t) for t in targets if _concerned(t)}):
         try:
             aws.call("scheduler", "get_schedule_group", group, region, Name=group)
         except AwsError as exc:
             if exc.code != "ResourceNotFoundException":
                 raise
-            out[group] = Group(False)
+            groups[group] = Group(False)
             continue
         keys = {t.key for t in targets if group_name(t) == group}
         found = [s["Name"] for s in aws.pages("scheduler", "list_schedules", "Schedules", group, region,
@@ -274,8 +289,27 @@ def read(aws: Aws, region: str, targets: Sequence[Target]) -> dict[str, Group]:
         with ThreadPoolExecutor(max_workers=_READERS) as pool:
             answers = pool.map(lambda name, g=group: aws.call("scheduler", "get_schedule", f"schedule {name}",
                                                               region, Name=name, GroupName=g), found)
-            out[group] = Group(True, dict(zip(found, answers, strict=True)))
-    return out
+            groups[group] = Group(True, dict(zip(found, answers, strict=True)))
+    return Live(groups, trust)
+
+
+SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
+
+
+def check_roles(targets: Sequence[Target], trust: Mapping[str, frozenset[str] | None]) -> None:
+    """Each scheduler role exists and trusts scheduler.amazonaws.com (exit 2), as far as it could be read."""
+    for role in sorted({t.role for target in targets for t in _schedules(target)}):
+        if role not in trust:
+            continue
+        where = next(t.where for target in targets for t in _schedules(target) if t.role == role)
+        principals = trust[role]
+        if principals is None:
+            raise ConfigError(f"scheduler_role {role} does not exist", where=where,
+                              hint=f"create it with the trust policy of {TRUST_TEMPLATE} and allow it "
+                                   "lambda:InvokeFunction on the functions, or fix [project] scheduler_role")
+        if SCHEDULER_PRINCIPAL not in principals:
+            raise ConfigError(f"scheduler_role {role} does not trust {SCHEDULER_PRINCIPAL}", where=where,
+                              hint=f"add {SCHEDULER_PRINCIPAL} to the role's trust policy, as in {TRUST_TEMPLATE}")
 
 
 # --- plan --------------------------------------------------------------------------------------------------
@@ -318,7 +352,10 @@ class DeleteSchedule(WiringStep):
         return f"schedule {self.name}: delete ({self.expression})"
 
 
-def plan(targets: Sequence[Target], live: Mapping[str, Group]) -> list[Step]:
+def plan(targets: Sequence[Target], live: Live) -> list[Step]:
+    """Create the group when missing, then each schedule that is missing or differs; delete the schedules of
+    these functions that lbuild.toml no longer has. Refuses (exit 2) a scheduler role that cannot work."""
+    check_roles(targets, live.trust)
     steps: list[Step] = []
     created: set[str] = set()
     for target in targets:
@@ -328,7 +365,7 @@ def plan(targets: Sequence[Target], live: Mapping[str, Group]) -> list[Step]:
         if len(group) > _NAME_MAX:
             raise ConfigError(f"schedule group name '{group}' is longer than {_NAME_MAX} characters",
                               where="[project].name", hint="give the project (or stage) a shorter name")
-        state = live.get(group, Group(False))
+        state = live.groups.get(group, Group(False))
         mine = {name: s for name, s in state.schedules.items() if _owner(name) == target.key}
         wanted = {schedule_name(target, t): t for t in _schedules(target)}
         if wanted and not state.exists and group not in created:

@@ -108,6 +108,23 @@ def test_a_schedule_without_a_scheduler_role_is_refused_before_anything_is_read(
     assert refused.reads == 0 and refused.writes == 0
 
 
+def test_a_scheduler_role_that_does_not_trust_scheduler_is_refused_at_plan_time(wired: WiredProject) -> None:
+    lambda_only = wired.aws.role_arn  # the execution role: trusts lambda.amazonaws.com only
+    wired.project_lines = (f'scheduler_role = "{lambda_only}"',)
+    wired.wiring = {"orders": _triggers("orders", 'schedule = "rate(5 minutes)"')}
+    refused = wired.write().run("deploy", "--yes")
+    assert refused.code == 2, refused.stderr
+    assert f"error: scheduler_role {lambda_only} does not trust scheduler.amazonaws.com" in refused.stderr
+    assert "key functions.orders.triggers[0]" in refused.stderr
+    assert refused.writes == 0 and not wired.aws.lambda_.list_functions()["Functions"]
+
+    wired.project_lines = (f'scheduler_role = "arn:aws:iam::{ACCOUNT}:role/nobody"',)
+    missing = wired.write().run("deploy", "--yes")
+    assert missing.code == 2 and f"error: scheduler_role arn:aws:iam::{ACCOUNT}:role/nobody does not exist" \
+        in missing.stderr
+    assert missing.writes == 0
+
+
 def test_the_trust_policy_template_lets_scheduler_assume_the_role() -> None:
     trust = json.loads((Path(__file__).resolve().parents[2] / schedule.TRUST_TEMPLATE).read_text(encoding="utf-8"))
     (statement,) = trust["Statement"]

@@ -21,6 +21,7 @@ from lbuild.wiring.schedule import (
     CreateScheduleGroup,
     DeleteSchedule,
     Group,
+    Live,
     PutSchedule,
     ScheduleTrigger,
     Spec,
@@ -247,7 +248,7 @@ def _live_from(target: Target, *triggers: ScheduleTrigger) -> dict[str, Any]:
 
 def test_a_missing_group_is_created_in_an_earlier_phase_than_the_schedules() -> None:
     target = _target(_schedule(), _schedule("rate(1 hour)"))
-    steps = schedule.plan([target, _target(_schedule(), key="other")], {"lbuild-shop": Group(False)})
+    steps = schedule.plan([target, _target(_schedule(), key="other")], Live({"lbuild-shop": Group(False)}))
     assert [type(s) for s in steps] == [CreateScheduleGroup, PutSchedule, PutSchedule, PutSchedule]
     assert steps[0].describe() == "schedule group lbuild-shop: create"
     assert isinstance(steps[0], CreateScheduleGroup) and steps[0].phase == SETTINGS < WIRE == steps[1].phase
@@ -259,7 +260,7 @@ def test_equal_is_unchanged_changed_is_an_update_and_gone_is_a_delete() -> None:
     live = _live_from(before, kept, changed, dropped)
     live["other-12345678"] = live[schedule.schedule_name(before, kept)]  # another function's: not ours to judge
     after = _target(kept, _schedule("rate(1 hour)", id="h", enabled=False), recorded=frozenset({"schedule"}))
-    steps = schedule.plan([after], {"lbuild-shop": Group(True, live)})
+    steps = schedule.plan([after], Live({"lbuild-shop": Group(True, live)}))
     assert [type(s) for s in steps] == [Unchanged, PutSchedule, DeleteSchedule]
     update, delete = steps[1], steps[2]
     assert isinstance(update, PutSchedule) and not update.create and update.changes == ("enabled true -> false",)
@@ -271,9 +272,9 @@ def test_equal_is_unchanged_changed_is_an_update_and_gone_is_a_delete() -> None:
 def test_the_last_schedule_removed_is_deleted_and_functions_never_scheduled_are_not_read() -> None:
     gone = _schedule()
     live = _live_from(_target(gone), gone)
-    steps = schedule.plan([_target(recorded=frozenset({"schedule"}))], {"lbuild-shop": Group(True, live)})
+    steps = schedule.plan([_target(recorded=frozenset({"schedule"}))], Live({"lbuild-shop": Group(True, live)}))
     assert [type(s) for s in steps] == [DeleteSchedule]
-    assert schedule.read(None, "eu-west-1", [_target()]) == {}  # type: ignore[arg-type]  # no call at all
+    assert schedule.read(None, "eu-west-1", [_target()]) == Live()  # type: ignore[arg-type]  # no call at all
     assert schedule.tokens(_target(gone)) == {"schedule"} and schedule.tokens(_target()) == set()
     assert schedule.grants(_target(gone)) == []
 
@@ -281,7 +282,7 @@ def test_the_last_schedule_removed_is_deleted_and_functions_never_scheduled_are_
 def test_an_alias_change_retargets_the_schedule() -> None:
     trigger = _schedule()
     live = _live_from(_target(trigger, qualifier=None), trigger)
-    (step,) = schedule.plan([_target(trigger)], {"lbuild-shop": Group(True, live)})
+    (step,) = schedule.plan([_target(trigger)], Live({"lbuild-shop": Group(True, live)}))
     assert isinstance(step, PutSchedule)
     assert step.changes == ("target arn:aws:lambda:eu-west-1:123456789012:function:shop-nightly -> "
                             "arn:aws:lambda:eu-west-1:123456789012:function:shop-nightly:live",)
@@ -291,5 +292,21 @@ def test_a_group_name_over_64_characters_is_refused() -> None:
     target = Target("f", "p-f", "p" * 60, "eu-west-1", "123456789012", None, 10, "python3.12", "zip", 512,
                     Wiring(triggers=(_schedule(),)))
     with pytest.raises(ConfigError) as info:
-        schedule.plan([target], {})
+        schedule.plan([target], Live())
     assert info.value.what == f"schedule group name 'lbuild-{'p' * 60}' is longer than 64 characters"
+
+
+def test_a_scheduler_role_that_is_missing_or_does_not_trust_scheduler_is_refused() -> None:
+    target = _target(_schedule())
+    with pytest.raises(ConfigError) as info:
+        schedule.plan([target], Live(trust={ROLE: None}))
+    assert info.value.what == f"scheduler_role {ROLE} does not exist" and info.value.where == "lbuild.toml:9"
+    assert info.value.hint is not None and "templates/scheduler-trust-policy.json" in info.value.hint
+    with pytest.raises(ConfigError) as info:
+        schedule.plan([target], Live(trust={ROLE: frozenset({"lambda.amazonaws.com"})}))
+    assert info.value.what == f"scheduler_role {ROLE} does not trust scheduler.amazonaws.com"
+    assert info.value.exit_code == 2
+    trusted = schedule.plan([target], Live(trust={ROLE: frozenset({"scheduler.amazonaws.com"})}))
+    assert [type(s) for s in trusted] == [CreateScheduleGroup, PutSchedule]
+    assert [type(s) for s in schedule.plan([target], Live())] == [CreateScheduleGroup, PutSchedule], \
+        "a role that could not be read is not judged"
