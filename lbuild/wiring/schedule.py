@@ -173,9 +173,13 @@ def schedule_name(target: Target, trigger: Trigger) -> str:
     return f"{target.key}-{trigger.digest}"
 
 
-def _owner(name: str) -> str:
-    """The function key a schedule name ``<key>-<digest>`` belongs to."""
-    return name.rsplit("-", 1)[0]
+_NAMED = re.compile(r"(.+)-[0-9a-f]{8}")
+
+
+def _owner(name: str) -> str | None:
+    """The function key a schedule name ``<key>-<digest>`` belongs to (None: not a name lbuild gives)."""
+    match = _NAMED.fullmatch(name)
+    return match[1] if match else None
 
 
 @dataclass(frozen=True)
@@ -193,12 +197,14 @@ class Spec:
     max_age: int = DEFAULT_MAX_AGE
 
     def changes(self, live: Spec) -> list[str]:
-        return [f"{f.name} {_show(getattr(live, f.name))} -> {_show(getattr(self, f.name))}" for f in fields(self)
-                if getattr(live, f.name) != getattr(self, f.name)]
+        return [f"{f.name} {_show(f.name, getattr(live, f.name))} -> {_show(f.name, getattr(self, f.name))}"
+                for f in fields(self) if getattr(live, f.name) != getattr(self, f.name)]
 
 
-def _show(value: Any) -> str:
-    return "off" if value is None else json.dumps(value) if isinstance(value, bool) else str(value)
+def _show(name: str, value: Any) -> str:
+    if value is None:
+        return "off" if name == "flexible_window" else "none"
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 def wanted_spec(target: Target, trigger: ScheduleTrigger) -> Spec:
@@ -381,7 +387,7 @@ def plan(targets: Sequence[Target], live: Live) -> list[Step]:
                 steps.append(PutSchedule("changed in lbuild.toml", target.name, group, name, trigger.label(), spec,
                                          False, tuple(changes)))
             else:
-                steps.append(Unchanged(f"schedule {name} as in lbuild.toml", trigger.label()))
+                steps.append(Unchanged(f"schedule {name} as in lbuild.toml", f"{trigger.label()} of {target.name}"))
         for name in sorted(set(mine) - set(wanted)):
             steps.append(DeleteSchedule("no longer in lbuild.toml", target.name, group, name,
                                         str(mine[name].get("ScheduleExpression", ""))))

@@ -232,6 +232,7 @@ def test_changes_name_each_field() -> None:
     wanted = Spec("rate(5 minutes)", "Europe/Paris", False, 10, target="arn:f:live")
     assert wanted.changes(live) == ["timezone UTC -> Europe/Paris", "enabled true -> false",
                                     "flexible_window off -> 10", "target arn:f -> arn:f:live"]
+    assert Spec("rate(5 minutes)", input='{"a":1}').changes(Spec("rate(5 minutes)")) == ['input none -> {"a":1}']
 
 
 # --- plan ----------------------------------------------------------------------------------------------------
@@ -259,6 +260,7 @@ def test_equal_is_unchanged_changed_is_an_update_and_gone_is_a_delete() -> None:
     before = _target(kept, changed, dropped)
     live = _live_from(before, kept, changed, dropped)
     live["other-12345678"] = live[schedule.schedule_name(before, kept)]  # another function's: not ours to judge
+    live["nightly"] = live["nightly-manual"] = live["other-12345678"]  # not names lbuild gives: left alone
     after = _target(kept, _schedule("rate(1 hour)", id="h", enabled=False), recorded=frozenset({"schedule"}))
     steps = schedule.plan([after], Live({"lbuild-shop": Group(True, live)}))
     assert [type(s) for s in steps] == [Unchanged, PutSchedule, DeleteSchedule]
