@@ -10,6 +10,7 @@ after the plan is estimated before any write (Lambda refuses a policy over 20,48
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -91,6 +92,25 @@ def policy_size(statements: Sequence[Mapping[str, Any]]) -> int:
     normal = [{**s, "Principal": aws_principal(s["Principal"])} if "Principal" in s else dict(s) for s in statements]
     document = {"Version": "2012-10-17", "Id": "default", "Statement": normal}
     return len(json.dumps(document, separators=(",", ":")).encode())
+
+
+# --- parsing -----------------------------------------------------------------------------------------------
+
+_ACCOUNT = re.compile(r"\d{12}")
+_SERVICE = re.compile(r"[a-z0-9.-]+\.amazon(aws)?\.com")
+
+
+def permission_problem(principal: str, source_arn: str | None, source_account: str | None) -> tuple[str, str] | None:
+    """(key, what is wrong) with one ``permissions`` entry, or None: Lambda would refuse these at deploy time."""
+    if not (principal == "*" or _ACCOUNT.fullmatch(principal) or _SERVICE.fullmatch(principal)
+            or principal.startswith("arn:")):
+        return "principal", (f"principal '{principal}' is not a service (name.amazonaws.com), an account id "
+                             "(12 digits), an ARN or \"*\"")
+    if source_arn is not None and not source_arn.startswith("arn:"):
+        return "source_arn", f"source_arn '{source_arn}' is not an ARN"
+    if source_account is not None and not _ACCOUNT.fullmatch(source_account):
+        return "source_account", f"source_account '{source_account}' is not an account id (12 digits)"
+    return None
 
 
 # --- what is wanted ----------------------------------------------------------------------------------------

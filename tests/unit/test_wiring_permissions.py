@@ -57,10 +57,41 @@ def test_permissions_parse_with_where_and_refuse_other_actions(tmp_path: Path) -
     (perm,) = load_project(path.resolve(), environ={}).function("orders").wiring.permissions
     assert (perm.principal, perm.source_arn, perm.action) == ("sns.amazonaws.com", SNS, "lambda:InvokeFunction")
     assert perm.where.endswith("lbuild.toml:7, key functions.orders.permissions[0]")
-    path.write_text(base + 'permissions = [{ principal = "1", action = "s3:GetObject" }]\n')
+    path.write_text(base + 'permissions = [{ principal = "*", action = "s3:GetObject" }]\n')
     with pytest.raises(ConfigError) as info:
         load_project(path.resolve(), environ={})
     assert info.value.what == "action 's3:GetObject' is not a Lambda action"
+
+
+@pytest.mark.parametrize(("entry", "key", "what"), [
+    ('{ principal = "sns" }', "principal",
+     "principal 'sns' is not a service (name.amazonaws.com), an account id (12 digits), an ARN or \"*\""),
+    ('{ principal = "1234" }', "principal",
+     "principal '1234' is not a service (name.amazonaws.com), an account id (12 digits), an ARN or \"*\""),
+    ('{ principal = "sns.amazonaws.com", source_arn = "audit" }', "source_arn", "source_arn 'audit' is not an ARN"),
+    ('{ principal = "*", source_account = "12" }', "source_account",
+     "source_account '12' is not an account id (12 digits)"),
+    ('{ principal = "*", source_account = 123456789012 }', "source_account",
+     "'source_account' must be a string, not an integer"),
+])
+def test_a_permission_lambda_would_refuse_is_a_config_error(tmp_path: Path, entry: str, key: str, what: str) -> None:
+    source = tmp_path / "functions" / "orders"
+    source.mkdir(parents=True)
+    (source / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    path = tmp_path / "lbuild.toml"
+    path.write_text('[project]\nname = "shop"\nruntime = "python3.12"\n\n[functions.orders]\nhandler = "app.handler"\n'
+                    f"permissions = [{entry}]\n")
+    with pytest.raises(ConfigError) as info:
+        load_project(path.resolve(), environ={})
+    assert info.value.what == what and info.value.exit_code == 2
+    assert info.value.where is not None
+    assert info.value.where.endswith(f"lbuild.toml:7, key functions.orders.permissions[0].{key}")
+
+
+@pytest.mark.parametrize("principal", ["*", "123456789012", "s3.amazonaws.com", "arn:aws:iam::123456789012:root",
+                                       "arn:aws:iam::123456789012:role/x", "elasticloadbalancing.amazonaws.com"])
+def test_principals_lambda_accepts_pass(principal: str) -> None:
+    assert permissions.permission_problem(principal, None, None) is None
 
 
 # --- Sids and spellings ------------------------------------------------------------------------------------
