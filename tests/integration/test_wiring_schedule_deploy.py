@@ -130,3 +130,27 @@ def test_the_trust_policy_template_lets_scheduler_assume_the_role() -> None:
     (statement,) = trust["Statement"]
     assert statement["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert statement["Action"] == "sts:AssumeRole" and statement["Effect"] == "Allow"
+
+
+def test_the_read_is_one_paginated_sweep_of_the_group_and_a_get_per_schedule_of_this_deploy(
+        aws_env: MotoAws) -> None:
+    """moto pages ListSchedules by 50, as AWS may: 55 schedules of orders and 3 of a function not deployed now."""
+    from lbuild.publisher.aws import Aws
+    from lbuild.wiring.core import Target
+    from lbuild.wiring.model import Wiring
+
+    client = aws_env.client("scheduler")
+    client.create_schedule_group(Name=GROUP)
+    target = {"Arn": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:wired-orders", "RoleArn": aws_env.role_arn}
+    for name in [f"orders-{n:08x}" for n in range(55)] + [f"reports-{n:08x}" for n in range(3)]:
+        client.create_schedule(Name=name, GroupName=GROUP, ScheduleExpression="rate(1 hour)",
+                               FlexibleTimeWindow={"Mode": "OFF"}, Target=target)
+    orders = Target("orders", "wired-orders", "wired", "eu-west-1", ACCOUNT, None, 10, "python3.12", "zip", 512,
+                    Wiring(), frozenset({"schedule"}))
+    aws = Aws(region="eu-west-1")
+    live = schedule.read(aws, "eu-west-1", [orders])
+    assert set(live.groups[GROUP].schedules) == {f"orders-{n:08x}" for n in range(55)}
+    assert aws.requests["scheduler.ListSchedules"] == 2 and aws.requests["scheduler.GetSchedule"] == 55
+    steps = schedule.plan([orders], live)
+    assert len(steps) == 55 and all(isinstance(s, schedule.DeleteSchedule) for s in steps), \
+        "orders has no schedule any more; reports' are not this deploy's to judge"
