@@ -148,9 +148,16 @@ def _policy(aws: Aws, region: str, target: Target) -> tuple[dict[str, Any], ...]
         if exc.code == "ResourceNotFoundException":
             return ()
         raise
-    document = json.loads(answer.get("Policy") or "{}")
+    return of_resource(json.loads(answer.get("Policy") or "{}"), target.arn)
+
+
+def of_resource(document: Mapping[str, Any], arn: str) -> tuple[dict[str, Any], ...]:
+    """The statements of a policy document that are about ``arn``. AWS keeps one policy per qualifier, so that
+    is all of them; moto keeps one per function and answers every qualifier with the statements of all."""
     found = document.get("Statement", [])
-    return tuple(s for s in (found if isinstance(found, list) else [found]) if isinstance(s, dict))
+    statements = [s for s in (found if isinstance(found, list) else [found]) if isinstance(s, dict)]
+    return tuple(s for s in statements if s.get("Resource", arn) == arn
+                 or (isinstance(s.get("Resource"), list) and arn in s["Resource"]))
 
 
 # --- plan --------------------------------------------------------------------------------------------------

@@ -137,6 +137,15 @@ def test_moto_and_aws_principal_spellings_normalise_equal(account: str, service:
     assert policy_size([moto]) == policy_size([{**moto, "Principal": aws_form}])
 
 
+def test_only_the_statements_of_the_qualifier_are_read() -> None:
+    """moto answers GetPolicy for any qualifier with the statements of every qualifier; AWS with its own."""
+    live, prod = "arn:aws:lambda:eu-west-1:1:function:f:live", "arn:aws:lambda:eu-west-1:1:function:f:prod"
+    document = {"Statement": [{"Sid": "a", "Resource": live}, {"Sid": "b", "Resource": prod},
+                              {"Sid": "c", "Resource": [prod, live]}, {"Sid": "d"}]}
+    assert [s["Sid"] for s in permissions.of_resource(document, prod)] == ["b", "c", "d"]
+    assert [s["Sid"] for s in permissions.of_resource({"Statement": {"Sid": "x", "Resource": live}}, live)] == ["x"]
+
+
 # --- plan --------------------------------------------------------------------------------------------------
 
 
