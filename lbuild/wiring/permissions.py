@@ -122,33 +122,53 @@ def grants(target: Target) -> list[Grant]:
 
 
 def tokens(target: Target) -> set[str]:
-    return {"policy"} if target.grants else set()
+    """``policy=<alias>`` (``policy`` unqualified): where lbuild's statements are, so that they are removed
+    from there when the last one goes or the alias changes."""
+    if not target.grants:
+        return set()
+    return {f"policy={target.qualifier}" if target.qualifier else "policy"}
 
 
-def _concerned(target: Target) -> bool:
-    return bool(target.grants) or "policy" in target.recorded
+def _had(target: Target) -> set[str | None]:
+    """The qualifiers (None: the unqualified function) whose policies lbuild recorded statements in."""
+    return {None if q == "policy" else q for q in target.had("policy")}
+
+
+def _policies(target: Target) -> set[str | None]:
+    """The policies to read for ``target``: its own when it wants statements, and every one it had."""
+    return ({target.qualifier} if target.grants else set()) | _had(target)
+
+
+def _arn(target: Target, qualifier: str | None) -> str:
+    return f"{target.function_arn}:{qualifier}" if qualifier else target.function_arn
 
 
 # --- read --------------------------------------------------------------------------------------------------
 
+Live = Mapping[str, Mapping[str | None, Sequence[Mapping[str, Any]]]]
 
-def read(aws: Aws, region: str, targets: Sequence[Target]) -> dict[str, tuple[dict[str, Any], ...]]:
-    """Function name -> the statements of its policy (on the alias when there is one), for the functions that
-    exist and want or had lbuild statements; a function without a policy has none."""
-    found = [t for t in targets if t.exists and _concerned(t)]
+
+def read(aws: Aws, region: str, targets: Sequence[Target]) -> dict[str, dict[str | None, tuple[dict[str, Any], ...]]]:
+    """Function name -> qualifier -> the statements of that policy, for the functions that exist and want or
+    had lbuild statements (a missing policy, or alias, has none)."""
+    jobs = [(t, q) for t in targets if t.exists for q in sorted(_policies(t), key=lambda q: q or "")]
+    out: dict[str, dict[str | None, tuple[dict[str, Any], ...]]] = {}
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        return dict(zip((t.name for t in found), pool.map(lambda t: _policy(aws, region, t), found), strict=True))
+        for (target, qualifier), found in zip(jobs, pool.map(lambda job: _policy(aws, region, *job), jobs),
+                                              strict=True):
+            out.setdefault(target.name, {})[qualifier] = found
+    return out
 
 
-def _policy(aws: Aws, region: str, target: Target) -> tuple[dict[str, Any], ...]:
-    qualifier: dict[str, Any] = {"Qualifier": target.qualifier} if target.qualifier else {}
+def _policy(aws: Aws, region: str, target: Target, qualifier: str | None) -> tuple[dict[str, Any], ...]:
+    scope: dict[str, Any] = {"Qualifier": qualifier} if qualifier else {}
     try:
-        answer = aws.call("lambda", "get_policy", target.name, region, FunctionName=target.name, **qualifier)
+        answer = aws.call("lambda", "get_policy", target.name, region, FunctionName=target.name, **scope)
     except AwsError as exc:
         if exc.code == "ResourceNotFoundException":
             return ()
         raise
-    return of_resource(json.loads(answer.get("Policy") or "{}"), target.arn)
+    return of_resource(json.loads(answer.get("Policy") or "{}"), _arn(target, qualifier))
 
 
 def of_resource(document: Mapping[str, Any], arn: str) -> tuple[dict[str, Any], ...]:
@@ -192,33 +212,41 @@ def _on(name: str, qualifier: str | None) -> str:
     return f"{name}:{qualifier}" if qualifier else name
 
 
-def plan(targets: Sequence[Target], live: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Step]:
-    """Add the wanted Sids the policy lacks, remove lbuild's that are no longer wanted; refuse (exit 5) a policy
-    that would outgrow Lambda's limit, before anything is written."""
+def plan(targets: Sequence[Target], live: Live) -> list[Step]:
+    """Add the wanted Sids the policy lacks, remove lbuild's that are no longer wanted (from the alias's policy,
+    and from the policy of an alias it had before); refuse (exit 5) a policy that would outgrow Lambda's limit,
+    before anything is written."""
     steps: list[Step] = []
     for target in targets:
-        if not (_concerned(target) or target.name in live):
-            continue
-        current = list(live.get(target.name, ()))
-        have = {str(s.get("Sid")) for s in current}
-        wanted = {g.sid(target.qualifier): g for g in target.grants}
-        add = [(sid, g) for sid, g in sorted(wanted.items()) if sid not in have]
-        gone = sorted(sid for sid in have if sid.startswith(OWNED_PREFIX) and sid not in wanted)
-        kept = [s for s in current if s.get("Sid") not in gone]
-        size = policy_size(kept + [{**statement(g, target.arn), "Sid": sid} for sid, g in add])
-        if size > POLICY_LIMIT:
-            raise _too_big(target, size, len(kept) + len(add))
-        why = {g.kind for g in wanted.values()}
-        for sid, grant in add:
-            reason = "lbuild.toml permissions" if grant.kind == "user" else f"the {grant.kind} trigger invokes it"
-            steps.append(AddPermission(reason, target.name, target.qualifier, sid, grant))
-        by_sid = {str(s.get("Sid")): s for s in current}
-        for sid in gone:
-            steps.append(RemovePermission("no longer in lbuild.toml", target.name, target.qualifier, sid,
-                                          principal_text(by_sid[sid].get("Principal", ""))))
-        if wanted and not add:
-            steps.append(Unchanged(f"{len(wanted)} statement(s) for {', '.join(sorted(why))} present",
-                                   f"permissions of {_on(target.name, target.qualifier)}"))
+        policies = live.get(target.name, {})
+        for qualifier in sorted(_policies(target), key=lambda q: q or ""):
+            steps += _plan_policy(target, qualifier, list(policies.get(qualifier, ())))
+    return steps
+
+
+def _plan_policy(target: Target, qualifier: str | None, current: list[Mapping[str, Any]]) -> list[Step]:
+    steps: list[Step] = []
+    have = {str(s.get("Sid")) for s in current}
+    wanted = {g.sid(qualifier): g for g in target.grants} if qualifier == target.qualifier else {}
+    add = [(sid, g) for sid, g in sorted(wanted.items()) if sid not in have]
+    gone = sorted(sid for sid in have if sid.startswith(OWNED_PREFIX) and sid not in wanted)
+    kept = [s for s in current if s.get("Sid") not in gone]
+    size = policy_size(kept + [{**statement(g, target.arn), "Sid": sid} for sid, g in add])
+    if add and size > POLICY_LIMIT:
+        raise _too_big(target, size, len(kept) + len(add))
+    for sid, grant in add:
+        reason = "lbuild.toml permissions" if grant.kind == "user" else f"the {grant.kind} trigger invokes it"
+        steps.append(AddPermission(reason, target.name, qualifier, sid, grant))
+    by_sid = {str(s.get("Sid")): s for s in current}
+    why = "no longer in lbuild.toml" if qualifier == target.qualifier else \
+        f"triggers now invoke {_on(target.name, target.qualifier)}"
+    for sid in gone:
+        who = principal_text(by_sid[sid].get("Principal", ""))
+        steps.append(RemovePermission(why, target.name, qualifier, sid, who))
+    if wanted and not add:
+        kinds = ", ".join(sorted({g.kind for g in wanted.values()}))
+        steps.append(Unchanged(f"{len(wanted)} statement(s) for {kinds} present",
+                               f"permissions of {_on(target.name, qualifier)}"))
     return steps
 
 

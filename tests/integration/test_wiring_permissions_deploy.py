@@ -63,7 +63,7 @@ def test_permissions_are_added_changed_and_removed_by_sid_and_a_foreign_statemen
     assert {p["Qualifier"] for p in first.params("lambda.AddPermission")} == {ALIAS}
     tags = wired.aws.lambda_.list_tags(Resource=wired.aws.lambda_.get_function(
         FunctionName=wired.function_name())["Configuration"]["FunctionArn"])["Tags"]
-    assert tags["lbuild:wiring"] == "policy"
+    assert tags["lbuild:wiring"] == f"policy={ALIAS}"
 
     wired.aws.lambda_.add_permission(FunctionName=wired.function_name(), Qualifier=ALIAS, StatementId=FOREIGN,
                                      Action="lambda:InvokeFunction", Principal="events.amazonaws.com")
@@ -90,6 +90,26 @@ def test_permissions_are_added_changed_and_removed_by_sid_and_a_foreign_statemen
     # GetCallerIdentity (the account id, for a function that does not exist yet) needs no IAM permission
     missing = sorted(_needed(first, again, changed, removed) - _allowed() - {"sts:GetCallerIdentity"})
     assert missing == [], f"templates/iam-policy.json lacks {missing}"
+
+
+def test_an_alias_change_adds_on_the_new_alias_and_removes_from_the_old(wired: WiredProject) -> None:
+    wired.wiring = {"orders": _perms('{ principal = "210987654321" }')}
+    wired.write().deploy()
+    wired.aws.lambda_.add_permission(FunctionName=wired.function_name(), Qualifier=ALIAS, StatementId=FOREIGN,
+                                     Action="lambda:InvokeFunction", Principal="events.amazonaws.com")
+    (wired.root / "lbuild.toml").write_text((wired.root / "lbuild.toml").read_text().replace(
+        f'alias = "{ALIAS}"', 'alias = "prod"'))
+    moved = wired.deploy()
+    assert [(p["Qualifier"], p["StatementId"]) for p in moved.params("lambda.AddPermission")] == \
+        [("prod", Grant("user", "210987654321").sid("prod"))]
+    assert [(p["Qualifier"], p["StatementId"]) for p in moved.params("lambda.RemovePermission")] == \
+        [(ALIAS, _sid("210987654321"))]
+    statements = json.loads(wired.aws.lambda_.get_policy(FunctionName=wired.function_name())["Policy"])["Statement"]
+    assert {(s["Sid"], s["Resource"].rsplit(":", 1)[1]) for s in statements} == {
+        (Grant("user", "210987654321").sid("prod"), "prod"), (FOREIGN, ALIAS)}, "the foreign one stays on live"
+    tags = wired.aws.lambda_.get_function(FunctionName=wired.function_name())["Tags"]
+    assert tags["lbuild:wiring"] == "policy=prod"
+    assert wired.deploy().writes == 0
 
 
 def _topics(n: int) -> str:

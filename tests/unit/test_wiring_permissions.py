@@ -38,10 +38,14 @@ def _target(*perms: Permission, qualifier: str | None = "live", recorded: frozen
     return Target(**{**target.__dict__, "grants": own})
 
 
-def _live(target: Target, *extra: dict[str, Any]) -> dict[str, tuple[dict[str, Any], ...]]:
+def _statements(target: Target, *extra: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """The policy AWS would hold after lbuild added ``target``'s grants (plus ``extra`` statements)."""
     own = [{**statement(g, target.arn), "Sid": g.sid(target.qualifier)} for g in target.grants]
-    return {target.name: (*own, *extra)}
+    return (*own, *extra)
+
+
+def _live(target: Target, *extra: dict[str, Any]) -> dict[str, dict[str | None, tuple[dict[str, Any], ...]]]:
+    return {target.name: {target.qualifier: _statements(target, *extra)}}
 
 
 # --- parsing ---------------------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ def test_only_the_statements_of_the_qualifier_are_read() -> None:
 
 def test_wanted_sids_missing_are_added_on_the_alias() -> None:
     target = _target(Permission("sns.amazonaws.com", SNS), Permission("210987654321"))
-    steps = permissions.plan([target], {target.name: ()})
+    steps = permissions.plan([target], {target.name: {"live": ()}})
     assert all(isinstance(s, AddPermission) and s.phase == PERMIT and s.qualifier == "live" for s in steps)
     assert {s.sid for s in steps if isinstance(s, AddPermission)} == {g.sid("live") for g in target.grants}
     texts = sorted(s.describe() for s in steps)
@@ -159,7 +163,7 @@ def test_wanted_sids_missing_are_added_on_the_alias() -> None:
                             f"(sns.amazonaws.com from {SNS}, lambda:InvokeFunction)",
                             f"permission {target.grants[1].sid('live')} on shop-orders:live: add "
                             "(210987654321, lambda:InvokeFunction)"])
-    assert permissions.tokens(target) == {"policy"}
+    assert permissions.tokens(target) == {"policy=live"}
 
 
 def test_present_is_unchanged_and_foreign_statements_are_never_touched() -> None:
@@ -173,7 +177,7 @@ def test_present_is_unchanged_and_foreign_statements_are_never_touched() -> None
 
 def test_a_changed_permission_adds_the_new_sid_and_removes_the_old() -> None:
     before = _target(Permission("210987654321"))
-    after = _target(Permission("210987654322"), recorded=frozenset({"policy"}))
+    after = _target(Permission("210987654322"), recorded=frozenset({"policy=live"}))
     steps = permissions.plan([after], _live(before))
     add, remove = steps
     assert isinstance(add, AddPermission) and add.sid == after.grants[0].sid("live")
@@ -184,10 +188,10 @@ def test_a_changed_permission_adds_the_new_sid_and_removes_the_old() -> None:
 def test_the_last_permission_removed_is_revoked_and_other_families_grants_are_kept() -> None:
     gone = _target(Permission("210987654321"))
     s3 = Grant("s3", "s3.amazonaws.com", "arn:aws:s3:::shop-uploads", ACCOUNT)
-    nothing = _target(recorded=frozenset({"policy"}))
+    nothing = _target(recorded=frozenset({"policy=live"}))
     (step,) = permissions.plan([nothing], _live(gone))
     assert isinstance(step, RemovePermission)
-    steps = permissions.plan([_target(grants=(s3,), recorded=frozenset({"policy"}))], _live(gone))
+    steps = permissions.plan([_target(grants=(s3,), recorded=frozenset({"policy=live"}))], _live(gone))
     assert {type(s) for s in steps} == {AddPermission, RemovePermission}
     assert permissions.tokens(nothing) == set()
 
@@ -197,6 +201,21 @@ def test_functions_without_permissions_are_not_read_and_new_functions_are_not_re
     assert permissions.read(None, "eu-west-1",  # type: ignore[arg-type]
                             [_target(Permission("1"), exists=False)]) == {}
     assert permissions.plan([_target()], {}) == []
+
+
+def test_an_alias_change_moves_the_statements_and_unqualified_is_the_bare_token() -> None:
+    before = _target(Permission("210987654321"))
+    after = _target(Permission("210987654321"), qualifier="prod", recorded=frozenset({"policy=live"}))
+    assert permissions._policies(after) == {"prod", "live"}
+    live = {after.name: {"live": _statements(before), "prod": ()}}
+    remove, add = permissions.plan([after], live)  # the old alias's policy first, the phases order them
+    assert isinstance(add, AddPermission) and (add.qualifier, add.sid) == ("prod", after.grants[0].sid("prod"))
+    assert isinstance(remove, RemovePermission)
+    assert (remove.qualifier, remove.sid) == ("live", before.grants[0].sid("live"))
+    assert remove.reason == "triggers now invoke shop-orders:prod"
+    unqualified = _target(Permission("210987654321"), qualifier=None, recorded=frozenset({"policy"}))
+    assert permissions.tokens(unqualified) == {"policy"} and permissions._policies(unqualified) == {None}
+    assert unqualified.arn.endswith(":function:shop-orders")
 
 
 # --- the 20 KB limit -----------------------------------------------------------------------------------------
@@ -209,7 +228,7 @@ def _many(n: int) -> tuple[Permission, ...]:
 
 def test_the_estimate_is_the_size_of_the_document_aws_would_hold() -> None:
     target = _target(*_many(3))
-    live = _live(target)[target.name]
+    live = _statements(target)
     document = {"Version": "2012-10-17", "Id": "default", "Statement": list(live)}
     assert policy_size(live) == len(json.dumps(document, separators=(",", ":")))
     one = statement(target.grants[0], target.arn)
@@ -218,10 +237,11 @@ def test_the_estimate_is_the_size_of_the_document_aws_would_hold() -> None:
 
 
 def test_a_policy_over_20_kb_is_refused_naming_the_function() -> None:
-    fits = next(n for n in range(1, 400) if policy_size(_live(_target(*_many(n + 1)))["shop-orders"]) > POLICY_LIMIT)
-    assert [type(s) for s in permissions.plan([_target(*_many(fits))], {"shop-orders": ()})] == [AddPermission] * fits
+    fits = next(n for n in range(1, 400) if policy_size(_statements(_target(*_many(n + 1)))) > POLICY_LIMIT)
+    steps = permissions.plan([_target(*_many(fits))], {"shop-orders": {"live": ()}})
+    assert [type(s) for s in steps] == [AddPermission] * fits
     with pytest.raises(LimitError) as info:
-        permissions.plan([_target(*_many(fits + 1))], {"shop-orders": ()})
+        permissions.plan([_target(*_many(fits + 1))], {"shop-orders": {"live": ()}})
     error = info.value
     assert error.exit_code == 5
     assert error.what.startswith("the resource policy of function orders (shop-orders:live) would be about ")
@@ -238,5 +258,5 @@ def test_statements_removed_by_the_plan_do_not_count_and_foreign_ones_do() -> No
                      "Resource": old.arn, "Condition": {"ArnLike": {"AWS:SourceArn": "x" * 200}}}
                     for i in range(60))
     with pytest.raises(LimitError):
-        permissions.plan([new], {old.name: (*_live(old)[old.name], *foreign)})
+        permissions.plan([new], {old.name: {"live": _statements(old, *foreign)}})
 
