@@ -3,8 +3,9 @@
 What is wanted is every ``Grant`` of a target (the other families' ``grants`` plus the user's
 ``permissions = [...]``, kind ``user``). Statement ids are content-addressed (``Grant.sid``), so the plan is a
 Sid-set difference: AddPermission for wanted Sids the policy lacks, RemovePermission for ``lbuild-`` Sids no
-longer wanted; statements without that prefix are someone else's and never touched. The size of the policy
-after the plan is estimated before any write (Lambda refuses a policy over 20,480 bytes).
+longer wanted (also from the alias recorded before, when ``[project].alias`` changed); statements without that
+prefix are someone else's and never touched. The size of the policy after the plan is estimated before any
+write (Lambda refuses a policy over 20,480 bytes).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from lbuild.wiring.model import Grant
 if TYPE_CHECKING:
     from lbuild.publisher.aws import Aws
 
-#: ``policy``: lbuild keeps statements in this function's policy (so a removal of the last one is still seen).
+#: ``policy=<alias>`` (bare ``policy``: the unqualified function): the policy lbuild keeps statements in, so the
+#: removal of the last one, or an alias change, is still seen.
 TOKENS: tuple[str, ...] = ("policy",)
 #: kind key -> parser of one [[functions.NAME.triggers]] table of that kind
 PARSERS: Mapping[str, Callable[..., Any]] = {}
