@@ -312,3 +312,13 @@ def test_a_scheduler_role_that_is_missing_or_does_not_trust_scheduler_is_refused
     assert [type(s) for s in trusted] == [CreateScheduleGroup, PutSchedule]
     assert [type(s) for s in schedule.plan([target], Live())] == [CreateScheduleGroup, PutSchedule], \
         "a role that could not be read is not judged"
+
+
+def test_a_stage_sets_its_own_scheduler_role_and_group(tmp_path: Path) -> None:
+    prod_role = "arn:aws:iam::210987654321:role/prod-scheduler"
+    _load(tmp_path, 'schedule = "rate(1 hour)"')
+    path = tmp_path / "lbuild.toml"
+    path.write_text(path.read_text() + f'\n[stages.prod]\nscheduler_role = "{prod_role}"\n')
+    dev, prod = load_project(path.resolve(), environ={}), load_project(path.resolve(), environ={}, stage="prod")
+    assert _trigger(dev).role == ROLE and _trigger(prod).role == prod_role
+    assert (dev.deploy_name, prod.deploy_name) == ("shop", "shop-prod")  # groups lbuild-shop and lbuild-shop-prod
