@@ -240,6 +240,12 @@ EDGE_LIMITS: Mapping[str, EdgeLimits] = {
 # esm: SQS, Kinesis and DynamoDB event source mappings
 
 # push: S3 notifications, SNS subscriptions, EventBridge rules
+S3_FILTER_VALUE_BYTES = 1_024  # a prefix or suffix filter rule's value
+EVENT_PATTERN_CHARS = 2_048  # an EventBridge rule's event pattern (R27)
+RULE_NAME_CHARS = 64  # an EventBridge rule's name
+EVENT_BUS_NAME = re.compile(r"^[/.\-_A-Za-z0-9]{1,256}$")
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+SNS_FILTER_SCOPES = ("MessageAttributes", "MessageBody")
 
 # schedule: EventBridge Scheduler
 

@@ -93,5 +93,7 @@ def _permissions(r: _Reader, table: Mapping[str, Any], fkey: tuple[str, ...]) ->
 
 
 def check_project(functions: Sequence[Function]) -> None:
-    """What no one function shows: two functions of the project claiming one HTTP route (exit 2)."""
+    """What no one function shows: two functions of the project claiming one HTTP route, or S3 triggers
+    overlapping on one bucket (exit 2)."""
     http.check_functions(functions)
+    push.check_project((f.name, f.wiring.triggers) for f in functions)
