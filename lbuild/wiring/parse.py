@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lbuild.wiring import esm, http, push, schedule, settings
+from lbuild.wiring import esm, http, permissions, push, schedule, settings
 from lbuild.wiring.model import Permission, Trigger, Wiring
 
 if TYPE_CHECKING:
@@ -80,11 +80,15 @@ def _permissions(r: _Reader, table: Mapping[str, Any], fkey: tuple[str, ...]) ->
         principal = r.get(entry, "principal", str, key, required=True)
         action = r.get(entry, "action", str, key, default="lambda:InvokeFunction")
         assert principal is not None and action is not None
+        source_arn, source_account = r.get(entry, "source_arn", str, key), r.get(entry, "source_account", str, key)
+        problem = permissions.permission_problem(principal, source_arn, source_account)
+        if problem is not None:
+            raise r.error(problem[1], (*key, problem[0]),
+                          'e.g. { principal = "sns.amazonaws.com", source_arn = "arn:aws:sns:REGION:ACCOUNT:TOPIC" }')
         if not action.startswith("lambda:"):
             raise r.error(f"action '{action}' is not a Lambda action", (*key, "action"),
                           'use "lambda:InvokeFunction" (the default) or another lambda:* action')
-        out.append(Permission(principal, r.get(entry, "source_arn", str, key), r.get(entry, "source_account", str, key),
-                              action, r.where(*key)))
+        out.append(Permission(principal, source_arn, source_account, action, r.where(*key)))
     return tuple(out)
 
 

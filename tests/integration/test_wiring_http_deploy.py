@@ -86,7 +86,10 @@ def test_first_deploy_creates_the_api_and_its_routes_and_a_second_deploy_writes_
     assert details["http GET /orders/{id} -> demo-orders:live"] == f"{endpoint}/orders/{{id}}"
     # the wiring is recorded on the functions that have routes only
     tags = {fn: demo.aws.lambda_.get_function(FunctionName=f"demo-{fn}")["Tags"] for fn in ("orders", "legacy")}
-    assert tags["orders"]["lbuild:wiring"] == "http" and "lbuild:wiring" not in tags["legacy"]
+    assert tags["orders"]["lbuild:wiring"] == "http policy=live" and "lbuild:wiring" not in tags["legacy"]
+    # ... and API Gateway may invoke the alias: the permissions family added the http grant
+    policy = json.loads(demo.aws.lambda_.get_policy(FunctionName="demo-orders", Qualifier="live")["Policy"])
+    assert [s["Principal"] for s in policy["Statement"]] == [{"Service": "apigateway.amazonaws.com"}]
 
     again = demo.deploy()
     assert again.writes == 0, again.counts
