@@ -17,6 +17,7 @@ from lbuild.wiring.core import Target
 from lbuild.wiring.model import AsyncSettings, UrlSettings, Wiring
 from lbuild.wiring.settings import Live, PutAsyncConfig, PutUrl, SetConcurrency
 from tests.integration.test_deploy import ALIAS, FUNCTIONS, Demo, Run
+from tests.integration.test_iam_policy import _allowed
 from tests.support.moto_server import ACCOUNT, REGION
 
 #: The calls of the settings family (boto3 names CloudWatch Logs ``cloudwatch-logs``; its IAM prefix is ``logs``).
@@ -349,3 +350,24 @@ def test_url_and_async_config_are_read_and_written_on_the_alias(stubbed: tuple[a
     stub.assert_no_pending_responses()
     assert json.dumps([g.sid(ALIAS) for g in settings.grants(target)]).count("lbuild-url-") == 2
 
+
+
+# --- templates/iam-policy.json ------------------------------------------------------------------------------
+
+
+def test_the_policy_allows_every_call_of_the_settings_family(demo: Demo) -> None:
+    """Statement LbuildWiringSettings covers what these deploys call (boto3's ``cloudwatch-logs`` is IAM's
+    ``logs``); provisioned concurrency, which moto cannot run, is checked by name against the same statement."""
+    configure(demo, "orders", "reserved_concurrency = 5", "log_retention_days = 30",
+              f'async = {{ on_failure = "{QUEUE}" }}', 'url = { auth = "AWS_IAM" }')
+    runs = [demo.deploy(), demo.deploy(), demo.run("plan")]
+    configure(demo, "orders", "reserved_concurrency = 6", 'url = { auth = "AWS_IAM", cors = { max_age = 5 } }')
+    runs.append(demo.deploy())
+    demo.write()
+    runs.append(demo.deploy())
+    ops = {op for run in runs for op, _ in run.recorder.calls} & SETTINGS_OPS
+    assert len(ops) >= 13, sorted(ops)
+    needed = {op.replace("cloudwatch-logs.", "logs.").replace(".", ":", 1) for op in ops}
+    needed |= {f"lambda:{verb}ProvisionedConcurrencyConfig" for verb in ("Get", "Put", "Delete")}
+    missing = sorted(needed - _allowed())
+    assert missing == [], f"templates/iam-policy.json lacks {missing}"
