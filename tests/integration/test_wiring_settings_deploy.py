@@ -6,9 +6,11 @@ async configs (moto ignores ``Qualifier``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
 from lbuild.publisher import aws as aws_mod
@@ -112,6 +114,37 @@ def test_a_reservation_lambda_refuses_is_exit_6_with_aws_words(demo: Demo, monke
     assert "AWS refused PutFunctionConcurrency" in result.stderr
     assert "below its minimum value of [100]" in result.stderr
     assert wiring_tag(demo, "orders") == "", "nothing recorded for a setting that did not go through"
+
+
+def account_settings(unreserved: int) -> Any:
+    """A before-call hook answering GetAccountSettings, which moto 5.2.5 does not implement (404)."""
+    def hook(event_name: str, params: Mapping[str, Any], **_: Any) -> Any:
+        if event_name != "before-call.lambda.GetAccountSettings":
+            return None
+        return AWSResponse(params["url"], 200, {}, None), {
+            "AccountLimit": {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": unreserved},
+            "AccountUsage": {"FunctionCount": 4}}
+    return hook
+
+
+def test_reservations_past_the_account_pool_are_exit_5_before_any_write(demo: Demo) -> None:
+    """GetAccountSettings comes from a before-call hook (moto has none); everything else is moto."""
+    demo.deploy()
+    configure(demo, "orders", "reserved_concurrency = 60")
+    path = demo.root / "lbuild.toml"
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), start=1)
+                if text == "reserved_concurrency = 60")
+    refused = demo.run("deploy", "--yes", before_call=(account_settings(159),))
+    assert refused.code == 5, refused.stderr
+    assert refused.writes == 0
+    assert "error: this deploy reserves 60 more concurrency, and the account has 159 unreserved; Lambda keeps at " \
+           f"least 100 unreserved ({path.resolve()}:{line}, key functions.orders.reserved_concurrency)" \
+           in refused.stderr
+    assert "hint: reserve at most 59 more in all" in refused.stderr
+    allowed = demo.run("deploy", "--yes", "--json", before_call=(account_settings(160),))
+    assert allowed.code == 0, allowed.stderr
+    assert allowed.params("lambda.PutFunctionConcurrency") == [
+        {"FunctionName": "demo-orders", "ReservedConcurrentExecutions": 60}]
 
 
 def test_log_retention_creates_the_group_and_is_removed_with_the_key(demo: Demo) -> None:
