@@ -582,5 +582,12 @@ def config_from_aws(configuration: Mapping[str, Any]) -> FunctionConfig:
         log_format="JSON" if json_logs else "Text",
         log_level=str(logging.get("ApplicationLogLevel") or "INFO").upper() if json_logs else "",
         system_log_level=str(logging.get("SystemLogLevel") or "INFO").upper() if json_logs else "",
-        log_group="" if group == f"/aws/lambda/{configuration.get('FunctionName', '')}" else group,
+        log_group="" if _default_log_group(group, configuration.get("FunctionName", "")) else group,
     )
+
+
+def _default_log_group(group: str, name: str) -> bool:
+    """Lambda's own group for the function: ``/aws/lambda/<name>`` (a Lambda@Edge replica's
+    ``/aws/lambda/<region>.<name>`` too), or none given."""
+    return not group or group == f"/aws/lambda/{name}" or re.fullmatch(rf"/aws/lambda/[a-z0-9-]+\.{re.escape(name)}",
+                                                                        group) is not None

@@ -252,6 +252,10 @@ def test_aws_default_logging_and_snap_start_read_as_no_setting() -> None:
     assert aws == moto
     assert (aws.snap_start, aws.log_format, aws.log_level, aws.system_log_level, aws.log_group) == \
         (False, "Text", "", "", "")
+    edge = config_from_aws(_config(LoggingConfig={"LogFormat": "Text", "LogGroup": "/aws/lambda/us-east-1.shop-hello"}))
+    assert edge == aws, "a Lambda@Edge function's regional group is Lambda's own too"
+    assert config_from_aws(_config(LoggingConfig={"LogGroup": "/aws/lambda/shop-hello-2"})).log_group == \
+        "/aws/lambda/shop-hello-2"
 
 
 def test_json_logging_and_snap_start_read_back() -> None:
