@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from lbuild.wiring.model import AsyncSettings, UrlSettings, Wiring
 from lbuild.wiring.settings import Live, PutAsyncConfig, PutUrl, SetConcurrency
 from tests.integration.test_deploy import ALIAS, FUNCTIONS, Demo, Run
 from tests.integration.test_iam_policy import _allowed
-from tests.support.moto_server import ACCOUNT, REGION
+from tests.support.moto_server import ACCOUNT, REGION, MotoAws
 
 #: The calls of the settings family (boto3 names CloudWatch Logs ``cloudwatch-logs``; its IAM prefix is ``logs``).
 SETTINGS_OPS = {"lambda.GetFunctionConcurrency", "lambda.PutFunctionConcurrency", "lambda.DeleteFunctionConcurrency",
@@ -242,8 +243,8 @@ def test_function_url_created_updated_and_deleted(demo: Demo) -> None:
 
 
 def test_log_format_json_goes_through_the_function_configuration(demo: Demo) -> None:
-    """moto ignores LoggingConfig (it never returns it, and the executor's re-read after an update would see a
-    change it did not make), so the update is checked in plan only; the create carries it."""
+    """The create carries LoggingConfig; a later change shows in plan as a configuration difference (the update
+    itself, which moto cannot keep, is the next test's)."""
     configure(demo, "orders", 'log_format = "JSON"', 'log_level = "WARN"')
     result = demo.deploy()
     creates = {p["FunctionName"]: p for p in result.params("lambda.CreateFunction")}
@@ -262,6 +263,73 @@ def test_log_format_json_goes_through_the_function_configuration(demo: Demo) -> 
     assert [(s["what"], s["reason"]) for s in update] == [
         ("update configuration of demo-orders",
          'log_format Text -> JSON; log_level "" -> WARN; system_log_level "" -> INFO')]
+
+
+@dataclass
+class KeepsLogging:
+    """A before-call hook: moto's Lambda with the LoggingConfig that moto 5.2.5 drops (it never returns one),
+    kept the way Lambda keeps it: what CreateFunction or UpdateFunctionConfiguration sent is $LATEST's, and a
+    published version keeps $LATEST's at the time. Everything else is moto's own answer."""
+
+    moto: MotoAws
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def __call__(self, event_name: str, params: Mapping[str, Any], **_: Any) -> Any:
+        operation = event_name.rsplit(".", 1)[-1]
+        if not event_name.startswith("before-call.lambda."):
+            return None
+        path = params["url_path"].split("/")
+        body = json.loads(params.get("body") or b"{}") if operation in (
+            "CreateFunction", "UpdateFunctionConfiguration", "PublishVersion") else {}
+        name = body.get("FunctionName") or (path[3] if len(path) > 3 else "")
+        if operation in ("CreateFunction", "UpdateFunctionConfiguration") and "LoggingConfig" in body:
+            self.latest[name] = body["LoggingConfig"]
+            if body.get("Publish"):
+                self.versions[(name, "1")] = body["LoggingConfig"]
+            return None
+        if name not in self.latest:
+            return None
+        lam = self.moto.lambda_
+        if operation == "PublishVersion":
+            answer = lam.publish_version(FunctionName=name, **{k: v for k, v in body.items() if k != "FunctionName"})
+            self.versions[(name, answer["Version"])] = self.latest[name]
+            return AWSResponse(params["url"], 201, {}, None), answer
+        if operation not in ("GetFunction", "GetFunctionConfiguration"):
+            return None
+        qualifier = (params.get("query_string") or {}).get("Qualifier")
+        kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
+        answer = getattr(lam, "get_function" if operation == "GetFunction" else "get_function_configuration")(**kwargs)
+        version = qualifier if qualifier is None or qualifier.isdigit() else \
+            lam.get_alias(FunctionName=name, Name=qualifier)["FunctionVersion"]
+        logging = self.latest[name] if version in (None, "$LATEST") else self.versions.get((name, version))
+        if logging is not None:
+            (answer["Configuration"] if operation == "GetFunction" else answer)["LoggingConfig"] = logging
+        return AWSResponse(params["url"], 200, {}, None), answer
+
+
+def test_log_format_json_updates_an_existing_function_once(demo: Demo) -> None:
+    """The update path end to end (moto's gap filled by KeepsLogging): one configuration update, a version,
+    the alias moved; the next deploy writes nothing; removing the keys sends Lambda's defaults back."""
+    keeper = KeepsLogging(demo.aws)
+    demo.deploy()
+    configure(demo, "orders", 'log_format = "JSON"', 'system_log_level = "WARN"')
+    result = demo.run("deploy", "--yes", "--json", before_call=(keeper,))
+    assert result.code == 0, result.stderr
+    assert writes(result) == {"lambda.UpdateFunctionConfiguration": 1, "lambda.PublishVersion": 1,
+                              "lambda.UpdateAlias": 1}
+    assert result.params("lambda.UpdateFunctionConfiguration")[0]["LoggingConfig"] == {
+        "LogFormat": "JSON", "LogGroup": "/aws/lambda/demo-orders", "ApplicationLogLevel": "INFO",
+        "SystemLogLevel": "WARN"}
+    again = demo.run("deploy", "--yes", "--json", before_call=(keeper,))
+    assert again.code == 0 and again.writes == 0, again.counts
+
+    demo.write()
+    back = demo.run("deploy", "--yes", "--json", before_call=(keeper,))
+    assert back.code == 0, back.stderr
+    assert back.params("lambda.UpdateFunctionConfiguration")[0]["LoggingConfig"] == {
+        "LogFormat": "Text", "LogGroup": "/aws/lambda/demo-orders"}
+    assert demo.run("deploy", "--yes", "--json", before_call=(keeper,)).writes == 0
 
 
 def test_snap_start_is_sent_with_the_create(demo: Demo) -> None:
