@@ -437,6 +437,9 @@ class Executor:
         self._check_version(fn, version)
         number = str(version["Version"])
         arn = str(version["FunctionArn"])
+        if fn.config.snap_start and version.get("State", "Active") != "Active":  # Lambda takes the snapshot first
+            aws_mod.waiter(self.aws, "published_version_active", fn.region or self.region,
+                           f"version {number} of {fn.name}", FunctionName=fn.name, Qualifier=number)
         self.versions[fn.name] = number
         self.version_arns[fn.name] = arn if arn.endswith(f":{number}") else f"{arn}:{number}"
         return f"version {number}"

@@ -265,11 +265,16 @@ def test_log_format_json_goes_through_the_function_configuration(demo: Demo) -> 
          'log_format Text -> JSON; log_level "" -> WARN; system_log_level "" -> INFO')]
 
 
+KEPT = ("LoggingConfig", "SnapStart")
+
+
 @dataclass
-class KeepsLogging:
-    """A before-call hook: moto's Lambda with the LoggingConfig that moto 5.2.5 drops (it never returns one),
-    kept the way Lambda keeps it: what CreateFunction or UpdateFunctionConfiguration sent is $LATEST's, and a
-    published version keeps $LATEST's at the time. Everything else is moto's own answer."""
+class KeepsConfig:
+    """A before-call hook: moto's Lambda with the LoggingConfig and SnapStart that moto 5.2.5 drops (it never
+    returns a LoggingConfig, and always SnapStart None), kept the way Lambda keeps them: what CreateFunction or
+    UpdateFunctionConfiguration sent is $LATEST's, and a published version keeps $LATEST's at the time. With
+    SnapStart a new version answers State "Pending", as Lambda's does while it takes the snapshot. Everything
+    else is moto's own answer."""
 
     moto: MotoAws
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -283,10 +288,10 @@ class KeepsLogging:
         body = json.loads(params.get("body") or b"{}") if operation in (
             "CreateFunction", "UpdateFunctionConfiguration", "PublishVersion") else {}
         name = body.get("FunctionName") or (path[3] if len(path) > 3 else "")
-        if operation in ("CreateFunction", "UpdateFunctionConfiguration") and "LoggingConfig" in body:
-            self.latest[name] = body["LoggingConfig"]
+        if operation in ("CreateFunction", "UpdateFunctionConfiguration") and set(KEPT) & set(body):
+            self.latest[name] = {**self.latest.get(name, {}), **{k: body[k] for k in KEPT if k in body}}
             if body.get("Publish"):
-                self.versions[(name, "1")] = body["LoggingConfig"]
+                self.versions[(name, "1")] = self.latest[name]
             return None
         if name not in self.latest:
             return None
@@ -294,6 +299,9 @@ class KeepsLogging:
         if operation == "PublishVersion":
             answer = lam.publish_version(FunctionName=name, **{k: v for k, v in body.items() if k != "FunctionName"})
             self.versions[(name, answer["Version"])] = self.latest[name]
+            self._fill(answer, self.latest[name])
+            if answer.get("SnapStart", {}).get("ApplyOn") == "PublishedVersions":
+                answer["State"] = "Pending"
             return AWSResponse(params["url"], 201, {}, None), answer
         if operation not in ("GetFunction", "GetFunctionConfiguration"):
             return None
@@ -302,16 +310,22 @@ class KeepsLogging:
         answer = getattr(lam, "get_function" if operation == "GetFunction" else "get_function_configuration")(**kwargs)
         version = qualifier if qualifier is None or qualifier.isdigit() else \
             lam.get_alias(FunctionName=name, Name=qualifier)["FunctionVersion"]
-        logging = self.latest[name] if version in (None, "$LATEST") else self.versions.get((name, version))
-        if logging is not None:
-            (answer["Configuration"] if operation == "GetFunction" else answer)["LoggingConfig"] = logging
+        kept = self.latest[name] if version in (None, "$LATEST") else self.versions.get((name, version))
+        self._fill(answer["Configuration"] if operation == "GetFunction" else answer, kept)
         return AWSResponse(params["url"], 200, {}, None), answer
+
+    @staticmethod
+    def _fill(configuration: dict[str, Any], kept: Mapping[str, Any] | None) -> None:
+        for key, value in (kept or {}).items():
+            configuration[key] = dict(value)
+            if key == "SnapStart":
+                configuration[key]["OptimizationStatus"] = "On" if value["ApplyOn"] == "PublishedVersions" else "Off"
 
 
 def test_log_format_json_updates_an_existing_function_once(demo: Demo) -> None:
-    """The update path end to end (moto's gap filled by KeepsLogging): one configuration update, a version,
+    """The update path end to end (moto's gap filled by KeepsConfig): one configuration update, a version,
     the alias moved; the next deploy writes nothing; removing the keys sends Lambda's defaults back."""
-    keeper = KeepsLogging(demo.aws)
+    keeper = KeepsConfig(demo.aws)
     demo.deploy()
     configure(demo, "orders", 'log_format = "JSON"', 'system_log_level = "WARN"')
     result = demo.run("deploy", "--yes", "--json", before_call=(keeper,))
@@ -329,6 +343,23 @@ def test_log_format_json_updates_an_existing_function_once(demo: Demo) -> None:
     assert back.code == 0, back.stderr
     assert back.params("lambda.UpdateFunctionConfiguration")[0]["LoggingConfig"] == {
         "LogFormat": "Text", "LogGroup": "/aws/lambda/demo-orders"}
+    assert demo.run("deploy", "--yes", "--json", before_call=(keeper,)).writes == 0
+
+
+def test_snap_start_waits_for_the_snapshot_before_the_alias_moves(demo: Demo) -> None:
+    """SnapStart added to a function: one configuration update, and the alias moves only once the new version
+    is Active (KeepsConfig answers Pending from PublishVersion, as Lambda does while it snapshots)."""
+    keeper = KeepsConfig(demo.aws)
+    demo.deploy()
+    configure(demo, "users", "snap_start = true")
+    result = demo.run("deploy", "--yes", "--json", before_call=(keeper,))
+    assert result.code == 0, result.stderr
+    assert result.params("lambda.UpdateFunctionConfiguration")[0]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    order = [(op, p.get("Qualifier")) for op, p in result.recorder.calls
+             if op in ("lambda.PublishVersion", "lambda.GetFunctionConfiguration", "lambda.UpdateAlias")]
+    published = order.index(("lambda.PublishVersion", None))
+    assert order[published:] == [("lambda.PublishVersion", None), ("lambda.GetFunctionConfiguration", "2"),
+                                 ("lambda.UpdateAlias", None)], "the waiter reads version 2 before the alias moves"
     assert demo.run("deploy", "--yes", "--json", before_call=(keeper,)).writes == 0
 
 
