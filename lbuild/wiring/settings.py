@@ -520,8 +520,9 @@ class SetLogRetention(WiringStep):
     before: int | None = None  # None: the group does not exist (it is created)
 
     def describe(self) -> str:
-        before = "no group (created)" if self.before is None else _days(self.before)
-        return f"log group {self.group} of {self.target}: retention {before} -> {_days(self.days)}"
+        if self.before is None:
+            return f"log group {self.group} of {self.target}: create it, retention {_days(self.days)}"
+        return f"log group {self.group} of {self.target}: retention {_days(self.before)} -> {_days(self.days)}"
 
 
 @dataclass(frozen=True)

@@ -323,7 +323,7 @@ def test_wanted_settings_on_a_function_that_has_none_are_put() -> None:
         "concurrency of shop-hello: reserved none -> 10, provisioned on live none -> 2",
         "async config of shop-hello on live: create (retries 1, max_age 21600)",
         "function URL of shop-hello on live: create (auth NONE, invoke_mode BUFFERED)",
-        "log group /aws/lambda/shop-hello of shop-hello: retention no group (created) -> 30 days",
+        "log group /aws/lambda/shop-hello of shop-hello: create it, retention 30 days",
     ]
     assert settings.tokens(target(w)) == {"reserved", "provisioned", "async", "url", "logs"}
 
