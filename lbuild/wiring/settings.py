@@ -26,6 +26,7 @@ from lbuild.wiring.core import SETTINGS, Apply, Target, WiringStep
 from lbuild.wiring.model import AsyncSettings, Cors, Grant, LogSettings, UrlSettings
 
 if TYPE_CHECKING:
+    from lbuild.config import Function, _Reader
     from lbuild.publisher.aws import Aws
 
 TOKENS: tuple[str, ...] = ("reserved", "provisioned", "async", "url", "logs")
@@ -69,8 +70,8 @@ _ARN = re.compile(r"arn:aws[a-zA-Z-]*:([a-z0-9-]+):([a-z0-9-]*):(\d{12})?:(.+)")
 # --- lbuild.toml ------------------------------------------------------------------------------------
 
 
-def parse_settings(r: Any, table: Mapping[str, Any], project: Mapping[str, Any], fkey: tuple[str, ...],
-                   fn: Any) -> dict[str, Any]:
+def parse_settings(r: _Reader, table: Mapping[str, Any], project: Mapping[str, Any], fkey: tuple[str, ...],
+                   fn: Function) -> dict[str, Any]:
     """The execution settings of one function (``Wiring`` fields), project defaults applied, validated.
 
     Lambda@Edge functions take none of them: [project] defaults do not reach them (parse refuses their own).
@@ -115,7 +116,7 @@ def parse_settings(r: Any, table: Mapping[str, Any], project: Mapping[str, Any],
             "url": _url(r, table, fkey, where), "where": where}
 
 
-def _check_snap_start(r: Any, fn: Any, key: tuple[str, ...]) -> None:
+def _check_snap_start(r: _Reader, fn: Function, key: tuple[str, ...]) -> None:
     version = tuple(int(n) for n in re.findall(r"\d+", fn.runtime)[:2])
     if version < SNAP_START_MIN_PYTHON:
         raise r.error(f"snap_start needs python3.12 or later, not {fn.runtime}", key,
@@ -129,7 +130,7 @@ def _check_snap_start(r: Any, fn: Any, key: tuple[str, ...]) -> None:
                       f"set ephemeral_storage = {SNAP_START_MAX_STORAGE_MB}, or remove snap_start")
 
 
-def _log(r: Any, pick: Callable[[str, type], tuple[Any, tuple[str, ...]]]) -> LogSettings:
+def _log(r: _Reader, pick: Callable[[str, type], tuple[Any, tuple[str, ...]]]) -> LogSettings:
     retention: int | None = None
     raw, key = pick("log_retention_days", object)
     if raw is not None:
@@ -165,7 +166,7 @@ def _log(r: Any, pick: Callable[[str, type], tuple[Any, tuple[str, ...]]]) -> Lo
     return LogSettings(retention, fmt, levels[0], levels[1], group)
 
 
-def _merged(r: Any, table: Mapping[str, Any], defaults: Mapping[str, Any], name: str, fkey: tuple[str, ...],
+def _merged(r: _Reader, table: Mapping[str, Any], defaults: Mapping[str, Any], name: str, fkey: tuple[str, ...],
             allowed: set[str]) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]] | None:
     """A settings table: [project]'s, then the function's keys over it; each key with where it was set."""
     merged: dict[str, Any] = {}
@@ -175,7 +176,7 @@ def _merged(r: Any, table: Mapping[str, Any], defaults: Mapping[str, Any], name:
         if name not in source:
             continue
         found = True
-        value = r.get(source, name, dict, key)
+        value = r.get(source, name, dict, key) or {}
         r.check_keys(value, allowed, (*key, name))
         for k, v in value.items():
             merged[k] = v
@@ -183,7 +184,7 @@ def _merged(r: Any, table: Mapping[str, Any], defaults: Mapping[str, Any], name:
     return (merged, keys) if found else None
 
 
-def _async(r: Any, table: Mapping[str, Any], defaults: Mapping[str, Any], fkey: tuple[str, ...],
+def _async(r: _Reader, table: Mapping[str, Any], defaults: Mapping[str, Any], fkey: tuple[str, ...],
            where: dict[str, str]) -> AsyncSettings | None:
     found = _merged(r, table, defaults, "async", fkey, _ASYNC_KEYS)
     if found is None:
@@ -214,7 +215,7 @@ def _async(r: Any, table: Mapping[str, Any], defaults: Mapping[str, Any], fkey: 
                          destinations["on_failure"])
 
 
-def _check_destination(r: Any, arn: str, name: str, key: tuple[str, ...]) -> None:
+def _check_destination(r: _Reader, arn: str, name: str, key: tuple[str, ...]) -> None:
     found = _ARN.fullmatch(arn)
     service, resource = (found[1], found[4]) if found else ("", "")
     kinds = {"sqs": "an SQS queue", "sns": "an SNS topic", "lambda": "a Lambda function"}
@@ -232,16 +233,17 @@ def _check_destination(r: Any, arn: str, name: str, key: tuple[str, ...]) -> Non
                       "deliver to", key, "use a standard queue or topic")
 
 
-def _url(r: Any, table: Mapping[str, Any], fkey: tuple[str, ...], where: dict[str, str]) -> UrlSettings | None:
+def _url(r: _Reader, table: Mapping[str, Any], fkey: tuple[str, ...], where: dict[str, str]) -> UrlSettings | None:
     if "url" not in table:
         return None
     key = (*fkey, "url")
-    value = r.get(table, "url", dict, fkey)
+    value = r.get(table, "url", dict, fkey) or {}
     r.check_keys(value, _URL_KEYS, key)
     where["url"] = r.where(*key)
     choices = {}
     for name, allowed, default in (("auth", URL_AUTH, "AWS_IAM"), ("invoke_mode", URL_INVOKE_MODES, "BUFFERED")):
-        given = r.get(value, name, str, key, default=default)
+        found = r.get(value, name, str, key)
+        given = default if found is None else found
         if given.upper() not in allowed:
             raise r.error(f"url.{name} '{given}' is not one Lambda knows", (*key, name),
                           f"use {' or '.join(repr(a).replace(chr(39), chr(34)) for a in allowed)}")
@@ -250,9 +252,9 @@ def _url(r: Any, table: Mapping[str, Any], fkey: tuple[str, ...], where: dict[st
     return UrlSettings(choices["auth"], choices["invoke_mode"], cors)
 
 
-def _cors(r: Any, url: Mapping[str, Any], key: tuple[str, ...]) -> Cors | None:
+def _cors(r: _Reader, url: Mapping[str, Any], key: tuple[str, ...]) -> Cors | None:
     ckey = (*key, "cors")
-    table = r.get(url, "cors", dict, key)
+    table = r.get(url, "cors", dict, key) or {}
     r.check_keys(table, _CORS_KEYS, ckey)
     lists: dict[str, tuple[str, ...]] = {}
     for name in ("allow_origins", "allow_methods", "allow_headers", "expose_headers"):
@@ -268,13 +270,13 @@ def _cors(r: Any, url: Mapping[str, Any], key: tuple[str, ...]) -> Cors | None:
                 raise r.error(f"url.cors.allow_methods has '{wrong[0]}', not an HTTP method Lambda knows",
                               (*ckey, name), f"use {', '.join(CORS_METHODS)}")
         lists[name] = tuple(sorted(set(items)))
-    max_age = r.get(table, "max_age", int, ckey, default=0)
+    max_age = r.get(table, "max_age", int, ckey) or 0
     low, high = CORS_MAX_AGE_S
     if not low <= max_age <= high:
         raise LimitError(f"url.cors.max_age {max_age} s is outside Lambda's range {low}-{high} s",
                          where=r.where(*ckey, "max_age"), hint=f"set max_age between {low} and {high}")
     cors = Cors(lists["allow_origins"], lists["allow_methods"], lists["allow_headers"], lists["expose_headers"],
-                bool(r.get(table, "allow_credentials", bool, ckey, default=False)), max_age)
+                bool(r.get(table, "allow_credentials", bool, ckey)), max_age)
     return None if cors == Cors() else cors
 
 
