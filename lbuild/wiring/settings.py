@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lbuild.errors import AwsError, LimitError
@@ -696,6 +696,16 @@ def _qualifier(qualifier: str | None) -> dict[str, Any]:
 
 def apply_concurrency(aws: Aws, region: str, step: SetConcurrency) -> str:
     what = f"function {step.target}"
+    deferred = ""
+    if step.provisioned is not None and step.qualifier and _routes_a_canary(aws, region, step.target, step.qualifier):
+        # Lambda manages no provisioned concurrency on an alias with a routing configuration (R18)
+        if step.provisioned[1] is None:
+            raise AwsError(f"provisioned concurrency of alias {step.qualifier} of {step.target} cannot be removed "
+                           "while the alias routes a canary", where=what, code="Conflict",
+                           hint="promote the canary (`lbuild deploy` without --canary), then deploy again")
+        deferred = f"provisioned concurrency {step.provisioned[1]} deferred: alias {step.qualifier} routes a " \
+                   "canary; the deploy that promotes it applies it"
+        step = replace(step, provisioned=None)
 
     def reserved() -> None:
         if step.reserved is None:
@@ -719,8 +729,13 @@ def apply_concurrency(aws: Aws, region: str, step: SetConcurrency) -> str:
     lowered = step.provisioned is not None and (step.provisioned[1] or 0) < (step.provisioned[0] or 0)
     for part in (provisioned, reserved) if lowered else (reserved, provisioned):
         part()
-    return "Lambda allocates provisioned concurrency in the background" if step.provisioned and \
-        step.provisioned[1] else ""
+    return deferred or ("Lambda allocates provisioned concurrency in the background" if step.provisioned and
+                        step.provisioned[1] else "")
+
+
+def _routes_a_canary(aws: Aws, region: str, name: str, alias: str) -> bool:
+    got = aws.call("lambda", "get_alias", f"alias {alias} of {name}", region, FunctionName=name, Name=alias)
+    return bool((got.get("RoutingConfig") or {}).get("AdditionalVersionWeights"))
 
 
 def apply_put_async(aws: Aws, region: str, step: PutAsyncConfig) -> str:

@@ -14,6 +14,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
+from lbuild.errors import AwsError
 from lbuild.publisher import aws as aws_mod
 from lbuild.wiring import settings
 from lbuild.wiring.core import Target
@@ -435,12 +436,15 @@ def test_provisioned_concurrency_is_read_on_the_alias_and_lowered_before_the_res
     steps = settings.plan([target], live)
     assert steps == [SetConcurrency(steps[0].reason, "demo-orders", ALIAS, (20, 5), (10, 2))]
     # lowered: the alias's provisioned concurrency first, or Lambda refuses a reservation below it
+    alias = {"FunctionName": "demo-orders", "Name": ALIAS}
+    stub.add_response("get_alias", {"Name": ALIAS, "FunctionVersion": "3"}, alias)
     stub.add_response("put_provisioned_concurrency_config", {"Status": "IN_PROGRESS"},
                       {"FunctionName": "demo-orders", "Qualifier": ALIAS, "ProvisionedConcurrentExecutions": 2})
     stub.add_response("put_function_concurrency", {"ReservedConcurrentExecutions": 5},
                       {"FunctionName": "demo-orders", "ReservedConcurrentExecutions": 5})
     settings.apply_concurrency(aws, REGION, steps[0])  # type: ignore[arg-type]
     # raised: the reservation first
+    stub.add_response("get_alias", {"Name": ALIAS, "FunctionVersion": "3"}, alias)
     stub.add_response("put_function_concurrency", {"ReservedConcurrentExecutions": 40},
                       {"FunctionName": "demo-orders", "ReservedConcurrentExecutions": 40})
     stub.add_response("put_provisioned_concurrency_config", {"Status": "IN_PROGRESS"},
@@ -448,10 +452,31 @@ def test_provisioned_concurrency_is_read_on_the_alias_and_lowered_before_the_res
     detail = settings.apply_concurrency(aws, REGION, SetConcurrency("", "demo-orders", ALIAS, (5, 40), (2, 30)))
     assert detail == "Lambda allocates provisioned concurrency in the background"
     # removed: both deleted, the provisioned concurrency first
+    stub.add_response("get_alias", {"Name": ALIAS, "FunctionVersion": "3"}, alias)
     stub.add_response("delete_provisioned_concurrency_config", {},
                       {"FunctionName": "demo-orders", "Qualifier": ALIAS})
     stub.add_response("delete_function_concurrency", {}, {"FunctionName": "demo-orders"})
     settings.apply_concurrency(aws, REGION, SetConcurrency("", "demo-orders", ALIAS, (40, None), (30, None)))
+    stub.assert_no_pending_responses()
+
+
+def test_provisioned_concurrency_waits_while_the_alias_routes_a_canary(stubbed: tuple[aws_mod.Aws, Stubber]) -> None:
+    """Provisioned concurrency (moto has none of its calls): Lambda manages none on an alias with a routing
+    configuration, so a change waits for the deploy that promotes the canary, and a removal is refused."""
+    aws, stub = stubbed
+    routed = {"Name": ALIAS, "FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}}
+    stub.add_response("get_alias", routed, {"FunctionName": "demo-orders", "Name": ALIAS})
+    stub.add_response("put_function_concurrency", {"ReservedConcurrentExecutions": 9},
+                      {"FunctionName": "demo-orders", "ReservedConcurrentExecutions": 9})
+    detail = settings.apply_concurrency(aws, REGION, SetConcurrency("", "demo-orders", ALIAS, (5, 9), (2, 4)))
+    assert detail == "provisioned concurrency 4 deferred: alias live routes a canary; the deploy that promotes " \
+                     "it applies it"
+    stub.add_response("get_alias", routed, {"FunctionName": "demo-orders", "Name": ALIAS})
+    with pytest.raises(AwsError) as info:
+        settings.apply_concurrency(aws, REGION, SetConcurrency("", "demo-orders", ALIAS, None, (2, None)))
+    assert info.value.exit_code == 6
+    assert info.value.what == "provisioned concurrency of alias live of demo-orders cannot be removed while the " \
+                              "alias routes a canary"
     stub.assert_no_pending_responses()
 
 
