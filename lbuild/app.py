@@ -278,7 +278,7 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
                    region: str, log: Log, weight: float | None) -> Planned:
     """Check the roles, read the remote state of what ``found`` deploys, and plan against it."""
     from lbuild.publisher import aws as aws_mod
-    from lbuild.publisher import images, lease, preflight
+    from lbuild.publisher import external_layers, images, lease, preflight
     from lbuild.publisher.plan import Plan, s3_key, wanted_state
     from lbuild.publisher.plan import plan as plan_steps
     from lbuild.publisher.removed import find_removed
@@ -292,6 +292,7 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
     big = [s3_key(project, sha) for sha, size in artifacts if size > rules.DIRECT_UPLOAD_ZIP_BYTES]
     preflight.check_vpc_roles(project, names, aws, log)
     preflight.check_roles(project, names, aws, log)
+    external_layers.check_external_layers(project, found, names, aws)
     log(f"reading the state of {len(functions)} functions and {len(layers)} layers in {region}")
     remote = aws_mod.read_state(aws, layers, functions, project.alias, region, project.artifact_bucket, big)
     if registry is not None:

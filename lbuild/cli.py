@@ -19,6 +19,7 @@ from lbuild import __version__
 from lbuild.errors import ChangesPending, Interrupted, LbuildError, UsageError
 
 if TYPE_CHECKING:  # imported where used, so `lbuild --version` and `lbuild lock` start fast
+    from lbuild import app as use_cases
     from lbuild.config import Project
     from lbuild.manifest import Manifest
     from lbuild.publisher.aws import Aws
@@ -29,7 +30,7 @@ app = typer.Typer(
     help="Build and deploy many Python AWS Lambda functions: target-platform locks, shared layers, "
          "reproducible zips, limits checked before upload.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,
 )
 
@@ -188,13 +189,24 @@ def _project(deploying: bool = False) -> Any:
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to write lbuild.toml and a sample function.")] = Path("."),
     name: Annotated[str | None, typer.Option("--name", help="Project name (default: the directory's name).")] = None,
+    ci: Annotated[str | None, typer.Option(
+        "--ci", metavar="KIND", help="Only write a CI file instead: github (.github/workflows/lbuild.yml), "
+        "gitlab (.gitlab-ci.yml) or make (Makefile).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --ci: replace an existing file.")] = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write a commented lbuild.toml and one sample function."""
+    """Write a commented lbuild.toml and one sample function (or, with --ci, a CI workflow or Makefile)."""
     _merge(json_=json_, quiet=quiet)
-    from lbuild.scaffold import init_project
+    from lbuild.scaffold import init_ci, init_project
 
+    if ci is not None:
+        path = init_ci(directory, ci, force)
+        emit({"written": [str(path)]}, lambda: info(f"wrote {path}"))
+        return
+    if force:
+        raise UsageError("--force is only for --ci", where="lbuild init",
+                         hint="lbuild init never replaces lbuild.toml; edit it instead")
     written = init_project(directory, name)
     def human() -> None:
         for path in written:
@@ -333,6 +345,10 @@ FromOpt = Annotated[Path | None, typer.Option(
     "checked against its manifest (exit 4), nothing is locked or built.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
 LockedOpt = Annotated[bool, typer.Option("--locked", help="Fail (exit 10) if lbuild.lock is stale; never re-lock.")]
+FORMATS = ("text", "markdown", "json")
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", metavar="FORMAT", help="text (default), markdown (a summary for a pull request or "
+    "$GITHUB_STEP_SUMMARY, on stdout) or json (the same as --json).")]
 CanaryOpt = Annotated[float | None, typer.Option(
     "--canary", metavar="PERCENT", help="Route PERCENT of each alias's traffic to the new versions; the versions "
     "the aliases point at keep the rest. A deploy without it promotes.")]
@@ -393,6 +409,7 @@ def plan_command(
     debug: DebugOpt = False,
     stage: StageOpt = None,
     verbose: VerboseOpt = False,
+    format_: FormatOpt = None,
 ) -> None:
     """Show what deploy would do against the live AWS state; exit 10 if anything would change.
 
@@ -400,6 +417,7 @@ def plan_command(
     """
     _merge(config, json_, quiet, debug)
     STATE.stage = stage or STATE.stage
+    chosen_format = _output_format(format_)
     from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
 
@@ -411,9 +429,35 @@ def plan_command(
                                  region or STATE.region, log, canary, prebuilt=from_ is not None)
     document = {**planned.plan.as_dict(), "region": planned.region, "requests": _requests(aws),
                 "deploy_lock": planned.lock, "notes": list(planned.notes), "removed": list(planned.removed)}
-    emit(document, lambda: _show_plan(planned.plan, planned.notes, verbose))
+    if chosen_format == "markdown":
+        typer.echo(_markdown(project, planned, functions or []))
+    else:
+        emit(document, lambda: _show_plan(planned.plan, planned.notes, verbose))
     if planned.plan.changes:
         raise typer.Exit(10)
+
+
+def _output_format(given: str | None) -> str:
+    """text, markdown or json: ``--format json`` is ``--json``; ``--json`` with another ``--format`` is exit 2."""
+    if given is not None and given not in FORMATS:
+        raise UsageError(f"unknown --format {given!r}", where="--format",
+                         hint=f"use one of: {', '.join(FORMATS)}")
+    if STATE.json and given not in (None, "json"):
+        raise UsageError(f"--json and --format {given} ask for two outputs", where="--json / --format",
+                         hint="drop --json (or use --format json alone)")
+    if given == "json":
+        STATE.json = True
+    return "json" if STATE.json else given or "text"
+
+
+def _markdown(project: Project, planned: use_cases.Planned, names: Sequence[str]) -> str:
+    from lbuild.publisher.plan import function_name
+    from lbuild.report_markdown import PlanReport, render
+
+    chosen = [fn for fn in project.functions if not names or fn.name in names]
+    return render(PlanReport(planned.plan.steps, planned.manifest, planned.region,
+                             {fn.name: function_name(project, fn) for fn in chosen}, project.stage,
+                             planned.notes))
 
 
 @app.command()
@@ -648,6 +692,43 @@ def remove(
     emit({**document, "deleted": True}, lambda: info(f"deleted {len(doomed)} function(s)"))
 
 
+@app.command(name="export")
+def export_command(
+    function: Annotated[str | None, typer.Argument(help="The function (default: the only one).")] = None,
+    format_: Annotated[str, typer.Option(
+        "--format", metavar="FORMAT", help="requirements (hashed, pip-tools' format) or pylock (PEP 751).")
+    ] = "requirements",
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                help="Write FILE (default: stdout).")] = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a function's locked closure as a hashed requirements file or a PEP 751 pylock.toml."""
+    _merge(config, False, quiet, debug)
+    if STATE.json:
+        raise UsageError("export writes a requirements file or a pylock.toml, not JSON", where="--json",
+                         hint="drop --json; --format chooses what is written")
+    from lbuild import atomic
+    from lbuild.errors import ConfigError
+    from lbuild.export import export
+
+    project = _project()
+    target = None if output is None else output.resolve()
+    text = export(project, function, format_, Path.cwd() if target is None else target.parent)
+    if target is None:
+        typer.echo(text, nl=False)
+        return
+    if target.is_dir():
+        raise ConfigError(f"{output} is a directory", where="--output", hint="name a file")
+    try:
+        atomic.write_text(target, text)
+    except OSError as exc:
+        raise ConfigError(f"{output} cannot be written: {exc.strerror or exc}", where="--output",
+                          hint=f"make {target.parent} exist and be writable") from None
+    info(f"wrote {output}")
+
+
 def _click_errors() -> tuple[type[Exception], type[Exception]]:
     """Click's ``ClickException`` and ``UsageError``, from click itself or from the copy newer typers carry."""
     ancestry = typer.BadParameter.__mro__
@@ -659,7 +740,7 @@ def _click_errors() -> tuple[type[Exception], type[Exception]]:
 def main() -> None:
     """Entry point: run the app, map lbuild errors to messages and exit codes."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="lbuild")  # `python -m lbuild` too: completion scripts name lbuild
     except LbuildError as error:
         sys.exit(report(error))
     except typer.Abort:

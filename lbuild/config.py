@@ -375,6 +375,7 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str], stage: str 
         _parse_function(r, fn_name, fn_table, project, deploy_name, root)
         for fn_name, fn_table in functions_table.items()
     )
+    wiring_parse.check_project(functions)
     return Project(
         name=name,
         stage=staged.stage,

@@ -14,7 +14,13 @@ from functools import cache
 
 # --- runtimes ---------------------------------------------------------------------------------
 
-RUNTIME_TABLE_AS_OF = _dt.date(2026, 11, 23)
+#: When the runtime dates below were last checked, and where. AWS moves them (python3.9's and python3.10's blocks
+#: were pushed from 2026 to 2027-02-01 / 2027-03-03); check the page again before trusting a date past this one.
+RUNTIME_TABLE_AS_OF = _dt.date(2026, 12, 3)
+RUNTIME_TABLE_SOURCE = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html#runtimes-supported (as mirrored by "
+    "cfn-lint's LmbdRuntimeLifecycle.json after aws-cloudformation/cfn-lint#4532, 2026-06-02)"
+)
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,8 @@ RUNTIMES: Mapping[str, Runtime] = {
         Runtime("python3.13", (3, 13), *_AL2023, _d("2029-06-30"), _d("2029-07-31"), _d("2029-08-31"), True),
         Runtime("python3.12", (3, 12), *_AL2023, _d("2028-10-31"), _d("2028-11-30"), _d("2029-01-10"), True),
         Runtime("python3.11", (3, 11), *_AL2, _d("2027-06-30"), _d("2027-07-31"), _d("2027-08-31"), True),
-        Runtime("python3.10", (3, 10), *_AL2, _d("2026-10-31"), _d("2026-11-30"), _d("2027-01-15"), True),
-        Runtime("python3.9", (3, 9), *_AL2, _d("2025-12-15"), _d("2026-02-03"), _d("2026-03-09"), False),
+        Runtime("python3.10", (3, 10), *_AL2, _d("2026-10-31"), _d("2027-02-01"), _d("2027-03-03"), True),
+        Runtime("python3.9", (3, 9), *_AL2, _d("2025-12-15"), _d("2027-02-01"), _d("2027-03-03"), False),
     )
 }
 
@@ -66,13 +72,16 @@ _UV_GLIBC_LEVELS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 
 
 def runtime_status(runtime: Runtime, today: _dt.date) -> str | None:
-    """A warning when ``runtime`` is deprecated or blocked on ``today``, else None."""
+    """A warning when ``runtime`` is deprecated or blocked on ``today``, else None; it says how old the table is."""
+    table = f"(Lambda's runtime table as of {RUNTIME_TABLE_AS_OF})"
     if today >= runtime.block_update:
-        return f"{runtime.name}: Lambda blocks updates since {runtime.block_update}"
+        return f"{runtime.name}: Lambda blocks updates since {runtime.block_update} {table}"
     if today >= runtime.block_create:
-        return f"{runtime.name}: Lambda blocks new functions since {runtime.block_create}"
+        return (f"{runtime.name}: Lambda blocks new functions since {runtime.block_create}, and updates from "
+                f"{runtime.block_update} {table}")
     if today >= runtime.deprecation:
-        return f"{runtime.name} is deprecated since {runtime.deprecation}"
+        return (f"{runtime.name} is deprecated since {runtime.deprecation}: Lambda blocks new functions from "
+                f"{runtime.block_create} and updates from {runtime.block_update} {table}")
     return None
 
 
@@ -231,6 +240,12 @@ EDGE_LIMITS: Mapping[str, EdgeLimits] = {
 # esm: SQS, Kinesis and DynamoDB event source mappings
 
 # push: S3 notifications, SNS subscriptions, EventBridge rules
+S3_FILTER_VALUE_BYTES = 1_024  # a prefix or suffix filter rule's value
+EVENT_PATTERN_CHARS = 2_048  # an EventBridge rule's event pattern (R27)
+RULE_NAME_CHARS = 64  # an EventBridge rule's name
+EVENT_BUS_NAME = re.compile(r"^[/.\-_A-Za-z0-9]{1,256}$")
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+SNS_FILTER_SCOPES = ("MessageAttributes", "MessageBody")
 
 # schedule: EventBridge Scheduler
 

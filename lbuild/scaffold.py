@@ -6,10 +6,18 @@ import re
 from pathlib import Path
 
 import lbuild
+from lbuild import atomic
 from lbuild.config import CONFIG_NAME
-from lbuild.errors import ConfigError
+from lbuild.errors import ConfigError, UsageError
 
 NAME_PLACEHOLDER = "__NAME__"
+VERSION_PLACEHOLDER = "__LBUILD_VERSION__"
+#: ``lbuild init --ci KIND``: the file written (relative to the directory) and its template under templates/ci/
+CI_FILES = {
+    "github": (Path(".github") / "workflows" / "lbuild.yml", "github.yml"),
+    "gitlab": (Path(".gitlab-ci.yml"), "gitlab-ci.yml"),
+    "make": (Path("Makefile"), "Makefile"),
+}
 _FUNCTION_DIR = Path("functions") / "hello"
 _FUNCTION_FILES = ("app.py", "requirements.txt")
 _VALID_NAME = re.compile(r"[A-Za-z0-9_-]{1,50}")
@@ -70,3 +78,28 @@ def _write_new(path: Path, text: str) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def init_ci(directory: Path, kind: str, force: bool = False) -> Path:
+    """Write the CI file for ``kind`` (github, gitlab or make) into ``directory``; return its path.
+
+    An existing file is kept (UsageError, exit 2) unless ``force``.
+    """
+    if kind not in CI_FILES:
+        raise UsageError(f"unknown --ci {kind!r}", where="--ci", hint=f"use one of: {', '.join(CI_FILES)}")
+    relative, template = CI_FILES[kind]
+    path = Path(directory) / relative
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory", where="lbuild init --ci", hint="move it away first")
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists", where="lbuild init --ci",
+                         hint=f"keep yours, or pass --force to replace it with lbuild's {kind} template")
+    text = (templates_dir() / "ci" / template).read_text(encoding="utf-8")
+    text = text.replace(VERSION_PLACEHOLDER, lbuild.__version__)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, text)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"cannot create {path}: a file is in the way",
+                          hint="move that file, or run `lbuild init --ci` in another directory") from None
+    return path

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lbuild import __version__, atomic, manifest, rules
-from lbuild.builders import image, syntax
+from lbuild.builders import gitinfo, image, syntax
 from lbuild.builders import sizes as sizes_mod
 from lbuild.builders.build import Builder, Built, intact
 from lbuild.builders.plan import ArtifactSpec, plan_artifacts, split_inputs
@@ -81,6 +81,9 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
     plan = layout(project, lock, names)
     syntax.check_sources([fn for fn in plan.selected], project.root)
     epoch = source_date_epoch()
+    if epoch is not None and epoch == gitinfo.head_commit_time(project.root):
+        log(f"warning: SOURCE_DATE_EPOCH={epoch} is the time of the last commit (HEAD): every zip changes on every "
+            f"commit (every layer republished, every function a new version); {EPOCH_HINT}")
     builder = Builder(project.root, store, epoch, log)
     built = builder.build_all(plan.specs, plan.targets)
     by_name = {(b.kind, b.name): b for b in built}

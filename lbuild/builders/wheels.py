@@ -420,6 +420,11 @@ def _get_optional(url: str) -> bytes | None:
     return response.data if response.status == 200 else None
 
 
+def get_optional(url: str) -> bytes | None:
+    """The body of ``url`` with the index's credentials, or None when it is missing or unreachable."""
+    return _get_optional(url)
+
+
 def read_wheel_metadata(path: Path) -> bytes:
     """The bytes of ``*.dist-info/METADATA`` inside the wheel at ``path``."""
     try:

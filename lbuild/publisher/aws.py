@@ -135,6 +135,13 @@ def _translated(operation: str, resource: str, role: str | None = None) -> Itera
         raise AwsError("no AWS credentials found", where=resource, operation=op, code="NoCredentials",
                        hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "
                             "`aws configure`") from None
+    except FileNotFoundError as exc:  # botocore reads the OIDC token file (CI's web identity) when it signs
+        token = os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+        if not token or exc.filename != token:
+            raise
+        raise AwsError(f"the web identity token file {token} does not exist", where="AWS_WEB_IDENTITY_TOKEN_FILE",
+                       operation=op, code="NoCredentials",
+                       hint="write the CI's OIDC token there before lbuild runs (or unset the variable)") from None
     except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:  # resets, timeouts
         raise AwsError(f"cannot reach AWS for {op}: {exc}", where=resource, operation=op, code="ConnectionError",
                        hint="check the network, AWS_ENDPOINT_URL and the region") from None

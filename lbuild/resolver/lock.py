@@ -33,7 +33,7 @@ from lbuild.config import Function, IndexSettings, Project
 from lbuild.errors import ConfigError, ResolutionError, UsageError
 from lbuild.resolver import closure as closure_mod
 from lbuild.resolver import local as local_mod
-from lbuild.resolver import lockfile, uv
+from lbuild.resolver import lockfile, published, uv
 from lbuild.resolver.inputs import RequirementInput, read_input
 from lbuild.resolver.lockfile import FunctionLock, Lock, LockedPackage, LockedWheel, Resolution
 
@@ -366,8 +366,10 @@ def _parse_pylock(text: str) -> dict[NormalizedName, _Candidate]:
 
 
 def _select_wheel(candidate: _Candidate, target: rules.Target, trusted: frozenset[str] | None,
-                  group: Group) -> WheelRef:
+                  group: Group, inputs: Mapping[str, RequirementInput], project: Project) -> WheelRef:
     """The wheel whose best tag ranks highest for ``target`` (among trusted hashes, if any)."""
+    if trusted is not None and not trusted & {ref.sha256 for ref in candidate.wheels}:
+        _check_lock_hashes(candidate, group, inputs, project)
     ranks = _tag_ranks(target)
     best: tuple[int, str, WheelRef] | None = None
     for ref in candidate.wheels:
@@ -383,12 +385,13 @@ def _select_wheel(candidate: _Candidate, target: rules.Target, trusted: frozense
     if best is None:
         if trusted is not None:
             raise _other_environment(group, candidate.name, candidate.version,
-                                     "has no hash for any wheel of it that fits")
+                                     "has no hash for any wheel of it that fits",
+                                     _locks_listing(group, inputs, candidate.name))
         raise ResolutionError(
             f"no wheel of {candidate.name} {candidate.version} fits {target.describe()}",
             where=_function_names(group),
-            hint=f"tags tried: {describe_tags(target)}; pin another version of {candidate.name}, "
-                 'or set package_type = "image"',
+            hint=f"tags tried: {describe_tags(target)}; pin another version of {candidate.name} that has such a "
+                 f"wheel, or {BUILD_WHEEL_HINT}",
         )
     return best[2]
 
@@ -406,14 +409,50 @@ def describe_tags(target: rules.Target) -> str:
             f"...{platforms[0]} or any platform ({len(rules.wheel_tags(target))} tags)")
 
 
+#: The remedy when no wheel fits: package_type = "image" would not help (images install the same wheels).
+BUILD_WHEEL_HINT = ("build its wheel for the target yourself (a native package: in an Amazon Linux container of "
+                    "the runtime and architecture, e.g. `pip wheel --no-deps NAME==VERSION -w wheels/` in "
+                    "public.ecr.aws/sam/build-python3.12) and list that folder in find_links")
+
+
 def _function_names(group: Group) -> str:
     names = [fn.name for fn in group.functions]
     return ("function " if len(names) == 1 else "functions ") + ", ".join(names)
 
 
-def _other_environment(group: Group, package: str, version: str | None, why: str) -> ResolutionError:
-    locks = [fn for fn in group.functions if fn.requirements is not None]
-    where = ", ".join(str(fn.requirements) for fn in locks) or _function_names(group)
+def _locks_listing(group: Group, inputs: Mapping[str, RequirementInput], package: str) -> list[Function]:
+    """The functions of ``group`` whose pip-compile lock has hashes for ``package``."""
+    return [fn for fn in group.functions if inputs[fn.name].is_lock and package in inputs[fn.name].hashes]
+
+
+def _check_lock_hashes(candidate: _Candidate, group: Group, inputs: Mapping[str, RequirementInput],
+                       project: Project) -> None:
+    """A pip-compile lock whose hashes for a package match none of its files (any platform's) has a wrong hash:
+    the file changed since the lock was made, or the lock was edited. Not another environment's lock."""
+    files = {ref.sha256: ref.filename for ref in candidate.wheels}
+    everywhere = published.file_hashes(candidate.name, candidate.version, project.index, project.root)
+    if not files or everywhere is None:
+        return
+    wrong = [fn for fn in _locks_listing(group, inputs, candidate.name)
+             if not inputs[fn.name].hashes[candidate.name] & (files.keys() | everywhere)]
+    if not wrong:
+        return
+    listed = sorted(inputs[wrong[0].name].hashes[candidate.name])
+    found = "; ".join(f"{name} sha256:{digest}" for digest, name in sorted(files.items(), key=lambda kv: kv[1]))
+    raise ResolutionError(
+        f"the hash{'es' if len(listed) > 1 else ''} of {candidate.name} {candidate.version} in the pip-compile lock "
+        f"match{'' if len(listed) > 1 else 'es'} none of its files: the lock has "
+        + ", ".join(f"sha256:{digest}" for digest in listed) + f"; the files found are {found}",
+        where=", ".join(str(fn.requirements) for fn in wrong),
+        hint=f"check that {candidate.name} comes from where the lock was made (index_url / find_links: a file "
+             "replaced there gets a new hash), then regenerate the lock with `uv pip compile --generate-hashes` "
+             "(or pip-compile --generate-hashes); never edit a hash by hand",
+    )
+
+
+def _other_environment(group: Group, package: str, version: str | None, why: str,
+                       locks: Sequence[Function]) -> ResolutionError:
+    where = ", ".join(str(fn.requirements) for fn in locks if fn.requirements) or _function_names(group)
     pinned = f"{package} {version}" if version else package
     return ResolutionError(
         f"the pip-compile lock was made for another environment: {group.target.describe()} needs {pinned}, "
@@ -459,7 +498,8 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
         if failure is not None or candidates is None:
             raise _diagnose(group, inputs, project, workdir, failure, built)
         trusted = _trusted_hashes(group, inputs)
-        chosen = {name: _select_wheel(c, target, trusted.get(name), group) for name, c in candidates.items()}
+        chosen = {name: _select_wheel(c, target, trusted.get(name), group, inputs, project)
+                  for name, c in candidates.items()}
 
         metadata = _read_metadata(chosen, store, prefetcher)
     finally:
@@ -476,7 +516,7 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
             closures[fn.name] = walker.closure(source.requirements)
         except closure_mod.MissingPin as exc:
             if source.is_lock:
-                raise _other_environment(group, exc.requirement, None, "does not list it") from None
+                raise _other_environment(group, exc.requirement, None, "does not list it", [fn]) from None
             raise ResolutionError(
                 f"the resolution has no pin satisfying {exc.requirement} (needed by {exc.parent})",
                 where=f"function {fn.name}",
@@ -485,7 +525,7 @@ def _resolve_group(group: Group, inputs: Mapping[str, RequirementInput], project
         if source.is_lock:
             for name in closures[fn.name].names:
                 if name not in source.hashes and name not in source.local:  # local projects: built, not hashed
-                    raise _other_environment(group, name, candidates[name].version, "does not list it")
+                    raise _other_environment(group, name, candidates[name].version, "does not list it", [fn])
     used = sorted({n for c in closures.values() for n in c.names})
     dependents: dict[str, set[str]] = {n: set() for n in used}
     for c in closures.values():
@@ -585,6 +625,14 @@ def _single_failure(group: Group, inputs: Mapping[str, RequirementInput], failur
     fn = group.functions[0]
     where = f"function {fn.name}" + (f", {fn.requirements}" if fn.requirements else "")
     target = group.target
+    if failure.sdist_only:
+        pinned = f"{failure.package} {failure.version}" if failure.version else f"any version of {failure.package}"
+        avoid = f" (e.g. {failure.package}!={failure.version})" if failure.version else ""
+        return ResolutionError(
+            f"{pinned} has no wheel, only a source distribution (sdist); lbuild installs wheels and never builds "
+            "a package from source", where=where,
+            hint=f"pin a version of {failure.package} that has a wheel for {target.describe()}{avoid}, or "
+                 f"{BUILD_WHEEL_HINT}")
     if failure.kind == "no-wheel":
         available = f" ({failure.hint})" if failure.hint else ""
         if failure.version is None:  # uv: "all versions of X have no wheels ..."
@@ -592,13 +640,13 @@ def _single_failure(group: Group, inputs: Mapping[str, RequirementInput], failur
                 f"no version of {failure.package} has a wheel that fits {target.describe()}{available}",
                 where=where,
                 hint=f"tags tried: {describe_tags(target)}. Use a package or version with such a wheel, "
-                     'or set package_type = "image"',
+                     f"or {BUILD_WHEEL_HINT}",
             )
         return ResolutionError(
             f"no wheel of {failure.package} {failure.version} fits {target.describe()}{available}",
             where=where,
             hint=f"tags tried: {describe_tags(target)}. Pin another version of {failure.package} that has such a "
-                 f"wheel (e.g. {failure.package}!={failure.version}), or set package_type = \"image\"",
+                 f"wheel (e.g. {failure.package}!={failure.version}), or {BUILD_WHEEL_HINT}",
         )
     if failure.kind == "not-found" and _refused_credentials(failure.hint):
         return ResolutionError(f"the package index refused lbuild's credentials when asked for {failure.package} "
@@ -612,8 +660,15 @@ def _single_failure(group: Group, inputs: Mapping[str, RequirementInput], failur
         return ResolutionError(f"cannot reach the package index: {failure.cause.splitlines()[0]}", where=where,
                                hint="check the network, index_url and credentials; PIP_INDEX_URL/UV_INDEX_URL apply "
                                     "when lbuild.toml sets no index_url")
+    if failure.kind == "git":
+        said = [line.removeprefix("fatal: ") for line in failure.cause.splitlines() if line.startswith("fatal: ")]
+        repository = failure.package or "a git requirement's repository"
+        return ResolutionError(f"cannot fetch {repository} with git" + (f": {said[0]}" if said else ""), where=where,
+                               hint="check the URL and the branch, tag or commit after @, that the host is reachable "
+                                    "and that git can authenticate to it (it runs with your own git configuration "
+                                    "and credentials)")
     if inputs[fn.name].is_lock and "hash" in failure.cause.lower():
-        return _other_environment(group, failure.package or "a package", failure.version, "has no hash for it")
+        return _other_environment(group, failure.package or "a package", failure.version, "has no hash for it", [fn])
     return ResolutionError(f"cannot resolve the requirements for {target.describe()}: {failure.cause}",
                            where=where, hint=failure.hint or "relax or fix the conflicting requirements")
 

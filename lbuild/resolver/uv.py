@@ -32,11 +32,16 @@ _SCRUBBED_ENV = ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_DEFAULT_I
 class CompileFailure:
     """What uv said when resolution failed, in parts lbuild can report."""
 
-    kind: str  # "no-wheel" | "not-found" | "conflict" | "network" | "other"
+    kind: str  # "no-wheel" | "not-found" | "conflict" | "network" | "git" | "other"
     package: str | None
     version: str | None
     cause: str
     hint: str | None
+
+    @property
+    def sdist_only(self) -> bool:
+        """uv found only a source distribution of ``package`` (it says building from source is disabled)."""
+        return self.kind == "no-wheel" and "building from source is disabled" in (self.hint or "")
 
 
 _found: dict[str, str] = {}
@@ -123,6 +128,7 @@ _NO_WHEEL = re.compile(r"Because (\S+?)==(\S+) has no (?:usable wheels|wheels wi
 _NO_WHEEL_ANY = re.compile(r"Because all versions of (\S+) have no (?:usable wheels|wheels with a matching [^(,]+)")
 _NOT_FOUND = re.compile(r"Because (\S+) was not found in the (?:package registry|provided package locations)")
 _HINT = re.compile(r"^hint: (.*)$", re.M | re.S)
+_GIT_URL = re.compile(r"git fetch [^\n]*?'([^'\n]+)'")
 
 
 def parse_failure(stderr: str) -> CompileFailure:
@@ -145,6 +151,9 @@ def parse_failure(stderr: str) -> CompileFailure:
         return CompileFailure("not-found", not_found.group(1), None, cause, hint)
     if "No solution found" in text:
         return CompileFailure("conflict", None, None, cause, hint)
+    if "Git operation failed" in text:  # package: the repository's URL (as git fetch was given it)
+        url = _GIT_URL.search(text)
+        return CompileFailure("git", url.group(1) if url else None, None, cause, hint)
     if re.search(r"Failed to fetch|error sending request|tcp connect|dns error|timed out", text):
         return CompileFailure("network", None, None, cause or text, hint)
     return CompileFailure("other", None, None, cause or text, hint)

@@ -7,7 +7,7 @@ Lambda refuses).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lbuild.wiring import esm, http, push, schedule, settings
@@ -86,3 +86,10 @@ def _permissions(r: _Reader, table: Mapping[str, Any], fkey: tuple[str, ...]) ->
         out.append(Permission(principal, r.get(entry, "source_arn", str, key), r.get(entry, "source_account", str, key),
                               action, r.where(*key)))
     return tuple(out)
+
+
+def check_project(functions: Sequence[Function]) -> None:
+    """What no one function shows: two functions of the project claiming one HTTP route, or S3 triggers
+    overlapping on one bucket (exit 2)."""
+    http.check_functions(functions)
+    push.check_project((f.name, f.wiring.triggers) for f in functions)

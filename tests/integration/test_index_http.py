@@ -341,3 +341,27 @@ def test_a_hash_mismatch_while_packaging_is_exit_3(local_index: LocalIndex, tmp_
     assert f"error: hash mismatch for {LIB_2.filename}: expected sha256 {entry.sha256}, got " \
            f"{hashlib.sha256(entry.served).hexdigest()}" in stderr, stderr
     assert not (project / "dist").exists() and LIB_2.filename not in _stored(tmp_path)
+
+
+@pytest.mark.parametrize("api", ["json", "html"])
+def test_a_pip_compile_lock_hash_is_told_apart_by_the_index_listing(local_index: LocalIndex, tmp_path: Path,
+                                                                   api: str) -> None:
+    """The index lists every platform's files: a hash of the x86_64 wheel on an arm64 function is a lock made for
+    another environment; a hash of no file at all is a wrong hash (issue 13)."""
+    local_index.html_only = api == "html"
+    _fill(local_index)
+    x86 = local_index.find(NATIVE[0].filename)
+    arm = local_index.find(NATIVE[1].filename)
+    assert x86 is not None and arm is not None
+    for digest, expected in ((x86.sha256, "error: the pip-compile lock was made for another environment: "
+                                          "python3.12 arm64 (glibc 2.34) needs lbh-native 1.0"),
+                             ("0" * 64, f"error: the hash of lbh-native 1.0 in the pip-compile lock matches none of "
+                                        f"its files: the lock has sha256:{'0' * 64}; the files found are "
+                                        f"{NATIVE[1].filename} sha256:{arm.sha256}")):
+        root = tmp_path / digest[:8]
+        lock = f"lbh-native==1.0 \\\n    --hash=sha256:{digest}\n    # via -r requirements.in\n"
+        write_project(root, {"fa": lock}, f'index_url = "{local_index.index_url()}"', no_index=False,
+                      architecture="arm64")
+        code, _, stderr = run_cli(["lock"], root, _env(tmp_path))
+        assert code == 3, stderr
+        assert expected in stderr
