@@ -619,7 +619,11 @@ def _plan_url(t: Target, live: Live) -> list[Step]:
     wanted = normal_url(t.wiring.url)
     if wanted == current:
         return [Unchanged("as lbuild.toml says", f"function URL of {_on(t.name, t.qualifier)}")]
-    return [PutUrl(_why("url", wanted, current), t.name, t.qualifier, wanted, current)]
+    warnings = ["warning: auth NONE: anyone on the internet can invoke it"] if wanted.auth == "NONE" else []
+    if wanted.invoke_mode == "RESPONSE_STREAM" and t.runtime.startswith("python"):  # R21
+        warnings.append(f"warning: the {t.runtime} managed runtime does not stream responses (a custom runtime "
+                        "or the Lambda Web Adapter does)")
+    return [PutUrl("; ".join([_why("url", wanted, current), *warnings]), t.name, t.qualifier, wanted, current)]
 
 
 def _plan_logs(t: Target, live: Live) -> list[Step]:

@@ -315,7 +315,8 @@ def test_wanted_settings_on_a_function_that_has_none_are_put() -> None:
         SetConcurrency("lbuild.toml sets reserved_concurrency; lbuild.toml sets provisioned_concurrency",
                        "shop-hello", "live", (None, 10), (None, 2)),
         PutAsyncConfig("lbuild.toml sets async", "shop-hello", "live", AsyncSettings(1, 21600), None),
-        PutUrl("lbuild.toml sets url", "shop-hello", "live", UrlSettings("NONE", "BUFFERED"), None),
+        PutUrl("lbuild.toml sets url; warning: auth NONE: anyone on the internet can invoke it", "shop-hello",
+               "live", UrlSettings("NONE", "BUFFERED"), None),
         SetLogRetention("lbuild.toml sets log_retention_days", "shop-hello", "/aws/lambda/shop-hello", 30, None),
     ]
     assert all(s.phase == SETTINGS for s in steps)
@@ -427,3 +428,9 @@ def test_a_function_created_by_this_deploy_is_not_read() -> None:
 
     live = settings.read(NoAws(), "eu-west-1", [target(Wiring(async_=AsyncSettings()), exists=False)])  # type: ignore[arg-type]
     assert live == Live()
+
+
+def test_a_streaming_url_on_python_is_warned_about_in_the_plan() -> None:
+    step = settings.plan([target(Wiring(url=UrlSettings(invoke_mode="RESPONSE_STREAM")))], Live())[0]
+    assert step.reason == "lbuild.toml sets url; warning: the python3.12 managed runtime does not stream responses " \
+                          "(a custom runtime or the Lambda Web Adapter does)"
