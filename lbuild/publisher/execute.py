@@ -347,7 +347,8 @@ class Executor:
             case UpdateConfig():
                 fn = step.function
                 self._update(fn, "update_function_configuration",
-                             **self._config_kwargs(fn.config, image=fn.image is not None))
+                             **self._config_kwargs(fn.config, image=fn.image is not None),
+                             **_log_and_snap_start(fn, step.fields))
                 return step.reason
             case TagFunction():
                 fn = step.function
@@ -403,10 +404,10 @@ class Executor:
         fn = step.function
         if fn.image is not None:
             kwargs: dict[str, Any] = {"PackageType": "Image", "Code": {"ImageUri": self._image_uri(fn)},
-                                      **self._config_kwargs(fn.config, image=True)}
+                                      **self._config_kwargs(fn.config, image=True), **_log_and_snap_start(fn)}
         else:
             kwargs = {"PackageType": "Zip", "Code": self._code(fn.file, step.s3_key),
-                      **self._config_kwargs(fn.config)}
+                      **self._config_kwargs(fn.config), **_log_and_snap_start(fn)}
         for attempt in range(_ATTEMPTS):
             try:
                 response = self._lambda("create_function", f"function {fn.name}", fn.region, FunctionName=fn.name,
@@ -436,6 +437,9 @@ class Executor:
         self._check_version(fn, version)
         number = str(version["Version"])
         arn = str(version["FunctionArn"])
+        if fn.config.snap_start and version.get("State", "Active") != "Active":  # Lambda takes the snapshot first
+            aws_mod.waiter(self.aws, "published_version_active", fn.region or self.region,
+                           f"version {number} of {fn.name}", FunctionName=fn.name, Qualifier=number)
         self.versions[fn.name] = number
         self.version_arns[fn.name] = arn if arn.endswith(f":{number}") else f"{arn}:{number}"
         return f"version {number}"
@@ -652,6 +656,22 @@ class Executor:
             "Layers": list(self._resolved(config).layers),
             "VpcConfig": {"SubnetIds": list(config.subnet_ids), "SecurityGroupIds": list(config.security_group_ids)},
         }
+
+
+def _log_and_snap_start(fn: WantedFunction, changed: Sequence[str] = ()) -> dict[str, Any]:
+    """SnapStart and LoggingConfig, only when lbuild.toml sets them or an update changes them (``changed``:
+    the FunctionConfig fields that differ), so a function that sets neither is created and updated as before."""
+    config = fn.config
+    out: dict[str, Any] = {}
+    if config.snap_start or "snap_start" in changed:
+        out["SnapStart"] = {"ApplyOn": "PublishedVersions" if config.snap_start else "None"}
+    if config.log_format != "Text" or config.log_group or any(n.startswith(("log_", "system_log")) for n in changed):
+        logging = {"LogFormat": config.log_format, "LogGroup": config.log_group or f"/aws/lambda/{fn.name}"}
+        if config.log_format == "JSON":
+            logging |= {"ApplicationLogLevel": config.log_level or "INFO",
+                        "SystemLogLevel": config.system_log_level or "INFO"}
+        out["LoggingConfig"] = logging
+    return out
 
 
 def _backoff(attempt: int, throttled: bool = False) -> None:

@@ -54,6 +54,15 @@ class FunctionConfig:
     layers: tuple[str, ...]  # layer version ARNs, in order; "layer:<name>" until published
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
+    snap_start: bool = False  # SnapStart on published versions
+    log_format: str = "Text"  # LoggingConfig: "Text" | "JSON"
+    log_level: str = ""  # JSON only (Lambda's default INFO)
+    system_log_level: str = ""  # JSON only (Lambda's default INFO)
+    log_group: str = ""  # "" = Lambda's default, /aws/lambda/<function name>
+
+    def changed(self, other: FunctionConfig) -> tuple[str, ...]:
+        """The names of the fields that differ."""
+        return tuple(n for n in self.__dataclass_fields__ if getattr(self, n) != getattr(other, n))
 
     def differences(self, other: FunctionConfig) -> list[str]:
         """Human lines ``memory 256 -> 512`` for each field that differs (self = remote, other = wanted)."""
@@ -208,6 +217,7 @@ class UpdateCode(Step):
 @dataclass(frozen=True)
 class UpdateConfig(Step):
     function: WantedFunction
+    fields: tuple[str, ...] = ()  # the FunctionConfig fields that differ (SnapStart/LoggingConfig are sent then)
 
     def describe(self) -> str:
         return f"update configuration of {self.function.name}"
@@ -328,6 +338,7 @@ def wanted_state(project: Project, built: Manifest, dist: Path, names: Sequence[
             layers=tuple(f"layer:{n}" for n in entry.layers) + tuple(fn.layers),
             subnet_ids=tuple(sorted(fn.vpc.subnet_ids)) if fn.vpc else (),
             security_group_ids=tuple(sorted(fn.vpc.security_group_ids)) if fn.vpc else (),
+            **_log_and_snap_start(fn, function_name(project, fn)),
         )
         tags = {**fn.tags, **managed_tags(fn.tags), TAG_PROJECT: project.deploy_name, TAG_FUNCTION: fn.name} \
             if fn.edge is None else {}
@@ -341,6 +352,14 @@ def wanted_state(project: Project, built: Manifest, dist: Path, names: Sequence[
                                         association, image))
     used = {n for f in functions for n in f.layers}
     return tuple(layer for layer in layers if layer.name in used), tuple(functions)
+
+
+def _log_and_snap_start(fn: Function, name: str) -> dict[str, Any]:
+    """The SnapStart and LoggingConfig fields of FunctionConfig (lbuild.wiring.settings parses them)."""
+    log = fn.wiring.log
+    return {"snap_start": fn.wiring.snap_start, "log_format": log.format or "Text", "log_level": log.level or "",
+            "system_log_level": log.system_level or "",
+            "log_group": "" if log.group in (None, f"/aws/lambda/{name}") else log.group}
 
 
 def managed_tags(user: Mapping[str, str]) -> dict[str, str]:
@@ -434,7 +453,7 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
                 changed = True
             differences = current.config.differences(config)
             if differences:
-                steps.append(UpdateConfig("; ".join(differences), fn))
+                steps.append(UpdateConfig("; ".join(differences), fn, current.config.changed(config)))
                 changed = True
             add = {k: v for k, v in fn.tags.items() if current.tags.get(k) != v}
             remove = tuple(sorted(k for k in current.tags if k not in fn.tags and not is_wiring_tag(k)
@@ -544,6 +563,9 @@ def _plan_alias(steps: list[Step], moves: list[Step], fn: WantedFunction, curren
 def config_from_aws(configuration: Mapping[str, Any]) -> FunctionConfig:
     """A FunctionConfig from GetFunction's ``Configuration``."""
     vpc = configuration.get("VpcConfig") or {}
+    logging = configuration.get("LoggingConfig") or {}
+    json_logs = str(logging.get("LogFormat") or "Text").upper() == "JSON"
+    group = logging.get("LogGroup") or ""
     return FunctionConfig(
         runtime=configuration.get("Runtime", ""),
         handler=configuration.get("Handler", ""),
@@ -556,4 +578,16 @@ def config_from_aws(configuration: Mapping[str, Any]) -> FunctionConfig:
         layers=tuple(layer["Arn"] for layer in configuration.get("Layers") or ()),
         subnet_ids=tuple(sorted(vpc.get("SubnetIds") or ())),
         security_group_ids=tuple(sorted(vpc.get("SecurityGroupIds") or ())),
+        snap_start=(configuration.get("SnapStart") or {}).get("ApplyOn") == "PublishedVersions",
+        log_format="JSON" if json_logs else "Text",
+        log_level=str(logging.get("ApplicationLogLevel") or "INFO").upper() if json_logs else "",
+        system_log_level=str(logging.get("SystemLogLevel") or "INFO").upper() if json_logs else "",
+        log_group="" if _default_log_group(group, configuration.get("FunctionName", "")) else group,
     )
+
+
+def _default_log_group(group: str, name: str) -> bool:
+    """Lambda's own group for the function: ``/aws/lambda/<name>`` (a Lambda@Edge replica's
+    ``/aws/lambda/<region>.<name>`` too), or none given."""
+    return not group or group == f"/aws/lambda/{name}" or re.fullmatch(rf"/aws/lambda/[a-z0-9-]+\.{re.escape(name)}",
+                                                                        group) is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -111,6 +112,8 @@ class Wiring:
     url: UrlSettings | None = None
     snap_start: bool = False  # SnapStart on published versions (python3.12+, zip)
     log: LogSettings = field(default_factory=LogSettings)
+    #: execution-setting key -> where lbuild.toml sets it ("lbuild.toml:12, key ..."), for plan-time errors
+    where: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def of_kind(self, *kinds: str) -> tuple[Trigger, ...]:
         return tuple(t for t in self.triggers if t.kind in kinds)
