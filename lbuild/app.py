@@ -1,4 +1,4 @@
-"""The use cases, chained in one place above the stages: lock, package, plan, deploy.
+"""The use cases, chained in one place above the stages: lock, package, plan, deploy, prune, remove.
 
 The resolver, builders and publisher each do one stage and never call the next one; this module decides
 which stages a command runs. ``plan`` reads lbuild.lock and dist/ and writes nothing; ``deploy`` packages
@@ -33,7 +33,9 @@ if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: 
     from lbuild.publisher.execute import StepResult
     from lbuild.publisher.plan import Plan, RemoteState, WantedFunction
     from lbuild.publisher.prune import PrunePlan
+    from lbuild.publisher.removed import RemovedFunction
     from lbuild.steps import Step
+    from lbuild.wiring.core import WiringStep
 
 Log = Callable[[str], None]
 Phase = Callable[[str], AbstractContextManager[Log]]  # progress of one phase of work ("planning", ...)
@@ -359,3 +361,29 @@ def prune(project: Project, aws: aws_mod.Aws, region: str | None, keep: int, *, 
         still_ours()
         execute_prune(aws, plan, chosen, log)
     return Pruned(plan, deleted=True)
+
+
+# --- remove ---------------------------------------------------------------------------------------------
+
+
+def plan_unwiring(project: Project, aws: aws_mod.Aws, region: str, gone: Sequence[RemovedFunction],
+                  log: Log) -> tuple[WiringStep, ...]:
+    """What lbuild wired for functions about to be deleted, as removal steps: the wiring stage against an empty
+    wanted wiring. Reads only (nothing at all for functions without ``lbuild:wiring`` tags)."""
+    from lbuild.wiring import stage as wiring
+
+    targets = wiring.unwire_targets(project, gone, region)
+    if not targets:
+        return ()
+    log(f"reading what lbuild wired for {len(targets)} function(s)")
+    return tuple(wiring.unwire(targets, wiring.read(aws, region, targets)))
+
+
+def unwire(aws: aws_mod.Aws, region: str, steps: Sequence[WiringStep], again: str,
+           log: Log) -> tuple[StepResult, ...]:
+    """Carry out removal steps phase by phase (unwire, then revoke); a failure raises DeployFailed (exit 6),
+    whose hint is ``again``."""
+    from lbuild.publisher.execute import Executor
+    from lbuild.publisher.plan import Plan
+
+    return tuple(Executor(aws, region, None, log, command="remove", again=again).run(Plan(tuple(steps))))

@@ -645,9 +645,10 @@ def remove(
     debug: DebugOpt = False,
     stage: StageOpt = None,
 ) -> None:
-    """Delete functions (with their aliases and versions) that were removed from lbuild.toml."""
+    """Unwire, then delete functions (with their aliases and versions) that were removed from lbuild.toml."""
     _merge(config, json_, quiet, debug)
     STATE.stage = stage or STATE.stage
+    from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
     from lbuild.publisher.removed import delete_removed, survey
 
@@ -675,19 +676,31 @@ def remove(
         raise UsageError(f"no function {full} in {chosen}", where=f"function {full}",
                          hint="`lbuild remove --all-removed --dry-run` lists the functions lbuild can remove")
     doomed = found.removed if all_removed else tuple(by_key[name] for name in dict.fromkeys(functions or ()))
-    document = {"region": chosen, "functions": [fn.as_dict() for fn in doomed]}
+    unwiring = use_cases.plan_unwiring(project, aws, chosen, doomed, info)
+    document = {"region": chosen, "functions": [fn.as_dict() for fn in doomed],
+                "unwire": [{"action": type(s).__name__, "what": s.describe(), "reason": s.reason} for s in unwiring]}
 
     def human() -> None:
+        if unwiring:
+            info("unwire first (what lbuild wired for them):")
+            for step in unwiring:
+                info(f" - {step.describe()}: {step.reason}")
         for fn in doomed:
             info(f" - {fn.name}" + (f" (aliases: {', '.join(fn.aliases)})" if fn.aliases else ""))
-        info(f"{len(doomed)} function(s) to delete" if doomed else "nothing to remove")
+        then = f", after {len(unwiring)} unwiring step(s)" if unwiring else ""
+        info(f"{len(doomed)} function(s) to delete{then}" if doomed else "nothing to remove")
 
     if dry_run or not doomed:
         emit({**document, "deleted": False}, human)
         if dry_run and doomed:
             raise typer.Exit(10)
         return
-    _confirm_deletion(yes, f"delete {len(doomed)} function(s) with their versions and aliases?", human)
+    unwired = "unwire them, then " if unwiring else ""
+    _confirm_deletion(yes, f"{unwired}delete {len(doomed)} function(s) with their versions and aliases?", human)
+    if unwiring:  # before the functions go: nothing of lbuild's may be left pointing at a deleted function
+        again = "lbuild remove " + ("--all-removed" if all_removed else " ".join(fn.key for fn in doomed))
+        use_cases.unwire(aws, chosen, unwiring, f"no function was deleted; `{again}` unwires what is left, then "
+                                                "deletes", info)
     delete_removed(aws, doomed, chosen, info)
     emit({**document, "deleted": True}, lambda: info(f"deleted {len(doomed)} function(s)"))
 
