@@ -164,7 +164,7 @@ class Planned:
     def notes(self) -> tuple[str, ...]:
         """What the plan's reader should know beyond the steps."""
         notes = [f"function {name} was made by this project but is no longer in lbuild.toml: "
-                 "`lbuild remove --all-removed` deletes it" for name in self.removed]
+                 "`lbuild remove --all-removed` unwires and deletes it" for name in self.removed]
         if self.lock is None:
             notes.append("concurrent deploys of this project are not guarded: set artifact_bucket in [project] "
                          "and lbuild holds a deploy lock there")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from lbuild.wiring import schedule
+from tests.integration.test_iam_policy import _allowed, _needed
 from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.moto_server import ACCOUNT, REGION, MotoAws
 from tests.support.wired_project import ALIAS, WiredProject
@@ -48,7 +49,8 @@ def wired(tmp_path: Path, aws_env: MotoAws, run_cli: Any) -> WiredProject:
                 'http = "GET /orders"', f'sqs = "{queue_arn["Attributes"]["QueueArn"]}"']
     return WiredProject(tmp_path / "wired", aws_env, run_cli, functions=("orders", "reports"),
                         project_lines=(f'scheduler_role = "{role["Role"]["Arn"]}"',),
-                        wiring={"orders": "".join(f"\n[[functions.orders.triggers]]\n{t}\n" for t in triggers)})
+                        wiring={"orders": "log_retention_days = 7\nreserved_concurrency = 5\n" +
+                                "".join(f"\n[[functions.orders.triggers]]\n{t}\n" for t in triggers)})
 
 
 def _ours(aws: MotoAws, function_arn: str = ORDERS) -> dict[str, list[str]]:
@@ -77,6 +79,21 @@ def _ours(aws: MotoAws, function_arn: str = ORDERS) -> dict[str, list[str]]:
     return found
 
 
+def _iam(action: str) -> str:
+    """The IAM action of an API call as boto3 names it (``service:Operation``)."""
+    service, operation = action.split(":", 1)
+    if service == "apigatewayv2":  # API Gateway's IAM actions are the HTTP verbs
+        return "apigateway:" + ("GET" if operation.startswith("Get") else operation[:6].upper())
+    renamed = {"eventbridge": "events", "cloudwatch-logs": "logs"}
+    return f"{renamed.get(service, service)}:{operation.removesuffix('Configuration')}"
+
+
+def _retention(aws: MotoAws) -> int | None:
+    """The retention of the removed function's log group (KeyError when the group is gone)."""
+    groups = aws.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/wired-orders")["logGroups"]
+    return {g["logGroupName"]: g.get("retentionInDays") for g in groups}["/aws/lambda/wired-orders"]
+
+
 def _functions(aws: MotoAws) -> set[str]:
     return {f["FunctionName"] for f in aws.lambda_.list_functions()["Functions"]}
 
@@ -92,8 +109,14 @@ def _wired_everything(wired: WiredProject) -> None:
     ours = _ours(wired.aws)
     assert all(len(found) == 1 for found in ours.values()), ours
     assert wired.aws.lambda_.get_policy(FunctionName="wired-orders", Qualifier=ALIAS)["Policy"]
+    assert _retention(wired.aws) == 7
     wired.functions = ("reports",)  # orders dropped from lbuild.toml
     wired.write()
+    assert wired.run("package").code == 0
+    planned = wired.run("plan", "--json")  # deploy and plan only name it: nothing is unwired or deleted yet
+    assert planned.json()["removed"] == ["wired-orders"]
+    assert any("`lbuild remove --all-removed` unwires and deletes it" in n for n in planned.json()["notes"])
+    assert all(len(found) == 1 for found in _ours(wired.aws).values())
 
 
 def test_remove_unwires_every_trigger_before_it_deletes_and_keeps_the_foreign_s3_entry(wired: WiredProject) -> None:
@@ -124,9 +147,14 @@ def test_remove_unwires_every_trigger_before_it_deletes_and_keeps_the_foreign_s3
                                    "apigatewayv2.DeleteRoute", "lambda.DeleteEventSourceMapping")), \
         "triggers unwired before the permissions go"
     assert "lambda.TagResource" not in order and "lambda.UntagResource" not in order, "no tag rewrite"
+    assert not [op for op in order if "Concurrency" in op or op.startswith("logs.")], \
+        "the reservation goes with the function; the log group is left alone"
+    assert _retention(wired.aws) == 7
     assert _ours(wired.aws) == {"s3": [], "sns": [], "eventbridge": [], "schedule": [], "sqs": [], "http": []}
     assert _functions(wired.aws) == {"wired-reports"}
     _foreign_kept(wired.aws)
+    missing = sorted({_iam(action) for action in _needed(dry, done)} - _allowed() - {"sts:GetCallerIdentity"})
+    assert not missing, f"templates/iam-policy.json lacks {missing}"
 
     # the bucket takes the next deploy's notifications: nothing of the deleted function is left on it
     wired.wiring = {"reports": f'\n[[functions.reports.triggers]]\ns3 = "{BUCKET}"\nprefix = "reports/"\n'}
