@@ -685,6 +685,7 @@ def remove(
             info("unwire first (what lbuild wired for them):")
             for step in unwiring:
                 info(f" - {step.describe()}: {step.reason}")
+            info("then delete:")
         for fn in doomed:
             info(f" - {fn.name}" + (f" (aliases: {', '.join(fn.aliases)})" if fn.aliases else ""))
         then = f", after {len(unwiring)} unwiring step(s)" if unwiring else ""

@@ -134,6 +134,7 @@ def test_remove_unwires_every_trigger_before_it_deletes_and_keeps_the_foreign_s3
     human = wired.run("remove", "orders", "--dry-run")
     assert human.code == 10
     assert "unwire first (what lbuild wired for them):" in human.stderr
+    assert "then delete:\n - wired-orders (aliases: live)" in human.stderr
     assert f"1 function(s) to delete, after {len(shown['unwire'])} unwiring step(s)" in human.stderr
 
     done = wired.run("remove", "orders", "--yes", "--json")
