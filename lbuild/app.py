@@ -243,6 +243,10 @@ def verified(project: Project, names: Sequence[str], dist: Path, log: Log) -> Ma
         raise BuildError(f"{_shown(project, dist)}/ has no {manifest.FILE}", where=where,
                          hint="pass --from the directory `lbuild package --out DIR` wrote (CI: the artifact of the "
                               "build job)")
+    if project.stage is not None and found.stages and project.stage not in found.stages:
+        raise BuildError(f"{_shown(project, dist)}/ was built from an lbuild.toml without stage {project.stage} "
+                         f"(it has {', '.join(sorted(found.stages))})", where=where,
+                         hint="deploy the dist/ the build job made from this lbuild.toml, or add the stage there")
     entries = {entry.name: entry for entry in found.functions}
     wanted = [fn.name for fn in select(project, names)]
     missing = [name for name in wanted if name not in entries]

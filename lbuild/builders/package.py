@@ -179,7 +179,8 @@ def _manifest(project: Project, lock: Lock, plan: LayerPlan, built: Sequence[Bui
             unzipped_with_layers_bytes=b.unzipped_bytes + sum(layer_bytes[n] for n in bundle.layers),
         ))
     functions += [_image_entry(project, lock, built_image, key) for built_image, key in images]
-    return manifest.Manifest(__version__, project.name, layers, tuple(functions), epoch)
+    return manifest.Manifest(__version__, project.name, layers, tuple(functions), epoch,
+                             stages=dict(project.stage_names))
 
 
 def _artifact(b: Built) -> manifest.Artifact:
