@@ -202,9 +202,10 @@ def _inputs(project: Project, fn: Function, current: lockfile.Lock | None) -> Fu
         with contextlib.suppress(KeyError):  # not locked yet: the lock comparison selects it
             local |= {(project.root / p.wheel.path).resolve() for p in current.closure_packages(fn.name)
                       if p.source_tree and p.wheel.path}
-    files = [path.resolve() for path in read.files] + ([fn.dockerfile.resolve()] if fn.dockerfile else [])
+    dockerfile = fn.dockerfile.resolve() if fn.dockerfile else None
+    files = [path.resolve() for path in read.files] + ([dockerfile] if dockerfile else [])
     return FunctionInputs(fn.name, fn.source.resolve(), fn.exclude, tuple(p.resolve() for p in fn.include),
-                          tuple(files), tuple(sorted(local)))
+                          tuple(files), tuple(sorted(local)), dockerfile)
 
 
 # --- plan and deploy ------------------------------------------------------------------------------------

@@ -41,8 +41,9 @@ class FunctionInputs:
     source: Path
     exclude: tuple[str, ...]  # the source's (and includes') exclude patterns
     include: tuple[Path, ...] = ()
-    files: tuple[Path, ...] = ()  # requirements files, Dockerfile
+    files: tuple[Path, ...] = ()  # requirements files (``-r`` / ``-c`` includes too) and the Dockerfile
     local: tuple[Path, ...] = ()  # local project directories
+    dockerfile: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,13 @@ def path_reasons(fn: FunctionInputs, paths: Iterable[Path], root: Path) -> list[
     found: dict[str, str] = {}
     for path in paths:
         kind = None
+        if path in fn.files:  # before the source: a requirements.txt in the source is first a requirements file
+            kind = "dockerfile" if path == fn.dockerfile else "requirements"
         for folder, what in ((fn.source, "source"), *((extra, "include") for extra in fn.include)):
-            relative = _under(path, folder)
+            relative = _under(path, folder) if kind is None else None
             if relative is not None and _kept(relative, fn.exclude):
                 kind = what
                 break
-        if kind is None and path in fn.files:
-            kind = "requirements" if path.name != "Dockerfile" and path.suffix != ".dockerfile" else "dockerfile"
         if kind is None and any(_under(path, folder) is not None for folder in fn.local):
             kind = "local project"
         if kind is not None:
