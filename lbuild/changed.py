@@ -252,7 +252,7 @@ def lock_reasons(project: Project, before: Before, lock: Lock | None) -> dict[st
             detail = ", ".join([*(f"+{p}" for p in sorted(added)), *(f"-{p}" for p in sorted(removed))])
             why.append(f"locked dependencies changed: {detail or 'a wheel or a local project was rebuilt'}")
         elif current.layers != earlier.layers:
-            why.append("a shared layer it attaches changed (another function's dependencies changed it)")
+            why.append("the shared layers it attaches changed (what it shares with other functions was regrouped)")
         elif current.bundle != earlier.bundle:
             why.append("packages moved between its bundle and the shared layers")
         if why:
