@@ -80,6 +80,7 @@ def test_a_handler_change_selects_its_function_and_builds_only_it(repo: Path) ->
     (repo / "functions" / "fa" / "tests" / "test_app.py").write_text("def test(): assert 1\n", encoding="utf-8")
     assert changed(repo) == {}, "tests/ is excluded from the bundle: no change"
     edit(repo / "functions" / "fa" / "app.py", "True", "False")
+    git(repo, "add", "functions/fa/app.py")  # staged
     assert changed(repo) == {"fa": ["source changed: functions/fa/app.py"]}
     built = json.loads((repo / "dist" / "manifest.json").read_text())
     assert [f["name"] for f in built["functions"]] == ["fa"]
@@ -106,8 +107,11 @@ def test_a_local_library_change_selects_its_users(repo: Path) -> None:
 
 def test_a_comment_only_config_change_selects_nothing(repo: Path) -> None:
     config = repo / "lbuild.toml"
-    config.write_text("# the demo monorepo\n\n" + config.read_text(encoding="utf-8").replace(
-        "[functions.fb]", "# fb serves the API\n[functions.fb]   # here"), encoding="utf-8")
+    text = config.read_text(encoding="utf-8").replace(
+        "[functions.fb]", "# fb serves the API\n[functions.fb]   # here").replace(
+        'handler = "app.handler"\nsource = "functions/fa"', 'source = "functions/fa"\nhandler = "app.handler"')
+    assert 'source = "functions/fa"\nhandler' in text
+    config.write_text("# the demo monorepo\n\n" + text, encoding="utf-8")
     commit_all(repo)
     done = run_lbuild(["package", "--changed-since", "HEAD~1"], repo)
     assert done.returncode == 0, done.stderr
@@ -122,6 +126,26 @@ def test_a_setting_change_selects_its_function_and_a_project_setting_all(repo: P
     assert set(selected) == {"fa", "fb", "fc", "fd"}
     assert selected["fa"] == ["[project] alias changed"]
     assert selected["fb"] == ["[project] alias changed", "settings changed: memory"]
+
+
+def test_a_function_taken_out_is_in_no_selection_and_an_unreadable_old_config_selects_all(repo: Path) -> None:
+    config = repo / "lbuild.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text[:text.index("[functions.fd]")], encoding="utf-8")
+    assert changed(repo) == {}, "fd is gone: `lbuild remove` deletes it"
+    config.write_text(text.replace('source = "functions/fd"', 'source = "functions/fd2"'), encoding="utf-8")
+    (repo / "functions" / "fd").rename(repo / "functions" / "fd2")
+    selected = changed(repo)
+    assert set(selected) == {"fa", "fb", "fc", "fd"}
+    assert selected["fa"][0].startswith("lbuild.toml at ") and "cannot be read against today's files (source " \
+        "directory functions/fd does not exist): every function counts" in selected["fa"][0]
+
+
+def test_locked_refuses_a_stale_lock_before_selecting(repo: Path) -> None:
+    (repo / "functions" / "fb" / "requirements.txt").write_text("pureb\npurea\n", encoding="utf-8")
+    done = run_lbuild(["package", "--changed-since", "HEAD", "--locked"], repo)
+    assert done.returncode == 10, done.stderr
+    assert "lbuild.lock is not up to date" in done.stderr and not (repo / "dist").exists()
 
 
 def test_explicit_names_narrow_the_selection(repo: Path) -> None:
@@ -162,6 +186,11 @@ def test_not_a_repository_and_an_unknown_ref_are_usage_errors(repo: Path, tmp_pa
     assert "error: git knows no commit named 'nosuchbranch' (--changed-since nosuchbranch)" in done.stderr
     assert "hint: name a branch, tag or commit that exists here; fetch it first" in done.stderr
     assert not (repo / "dist").exists()
+    git(repo, "checkout", "-q", "--orphan", "unrelated")
+    commit_all(repo, "a history of its own")
+    done = run_lbuild(["deploy", "--changed-since", "main"], repo)
+    assert done.returncode == 2
+    assert "error: main and HEAD share no history" in done.stderr and "fetch-depth: 0" in done.stderr
     plain = tmp_path / "plain"
     make_project(plain, {"fa": None})
     done = run_lbuild(["plan", "--changed-since", "main"], plain)

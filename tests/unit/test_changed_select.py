@@ -189,3 +189,12 @@ def test_selected_exactly_when_what_it_ships_changes(old_c: dict[str, list[str]]
     selected = set(lock_reasons(now, Before(now, old_lock), new_lock))
     before, after = _shipped(now, old_lock), _shipped(now, new_lock)
     assert selected == {n for n in NAMES if before[n] != after[n]}
+
+
+def test_min_functions_regroups_layers_without_any_closure_changing() -> None:
+    stricter = project(min_functions=3)
+    assert lock_reasons(stricter, Before(project(), lock(CLOSURES)), lock(CLOSURES)) == {}, \
+        "pureb is needed by all three: still one layer"
+    closures = {**CLOSURES, "fc": ["common"]}
+    assert set(lock_reasons(stricter, Before(project(), lock(closures)), lock(closures))) == {"fa", "fb"}, \
+        "pureb, needed by two, leaves its layer for their bundles"
