@@ -232,3 +232,4 @@ def test_plan_and_deploy_only_what_changed(demo: Demo) -> None:
     assert nothing.recorder.calls == [], "nothing to do: no AWS call at all"
     plan = demo.run("plan", "--changed-since", "HEAD")
     assert plan.code == 0 and "nothing changed since HEAD: no changes" in plan.stderr
+    assert plan.recorder.calls == []
