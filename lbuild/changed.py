@@ -17,6 +17,7 @@ A function is selected when
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +122,8 @@ def _kept(relative: str, exclude: Sequence[str]) -> bool:
 
 
 def _shown(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
+    """``path`` relative to the folder of lbuild.toml (``../../libs/common/...`` outside it)."""
+    return Path(os.path.relpath(path, root)).as_posix()
 
 
 def path_reasons(fn: FunctionInputs, paths: Iterable[Path], root: Path) -> list[str]:

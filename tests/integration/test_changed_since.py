@@ -223,6 +223,7 @@ def test_plan_and_deploy_only_what_changed(demo: Demo) -> None:
     deployed = demo.run("deploy", "--changed-since", "HEAD", "--yes", "--json")
     assert deployed.code == 0, deployed.stderr
     assert deployed.touched("UpdateFunctionCode") == {"demo-orders"}
+    assert [f["name"] for f in deployed.json()["changed_since"]["functions"]] == ["orders"]
     assert deployed.touched("GetFunction") <= {"demo-orders"}, "the other functions are not even read"
 
     commit_all(demo.root)

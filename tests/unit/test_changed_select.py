@@ -92,6 +92,9 @@ def test_requirements_include_dockerfile_and_local_projects() -> None:
     assert path_reasons(found, [ROOT / "libs/common/common/__init__.py", ROOT / "libs/common/pyproject.toml"],
                         ROOT) == ["local project changed: libs/common/common/__init__.py"], "one reason per kind"
     assert path_reasons(found, [ROOT / "libs/commonx/a.py", ROOT / "libs/common"], ROOT) == []
+    service = ROOT / "services" / "api"
+    assert path_reasons(found, [ROOT / "libs/common/x.py"], service) == [
+        "local project changed: ../../libs/common/x.py"]
 
 
 def test_a_requirements_file_in_the_source_is_said_as_requirements() -> None:
