@@ -198,6 +198,22 @@ def test_not_a_repository_and_an_unknown_ref_are_usage_errors(repo: Path, tmp_pa
     assert "is not in a git repository" in done.stderr and "hint: run lbuild inside a git clone" in done.stderr
 
 
+def test_a_service_in_a_monorepo_sees_its_libraries_and_its_own_config(tmp_path: Path, make_project: MakeProject,
+                                                                       wheelhouse: Path, backend: Path) -> None:  # noqa: F811
+    root = tmp_path / "mono"
+    write_lib(root / "libs" / "common")
+    service = root / "services" / "api"
+    make_project(service, {"orders": "common @ file:../../../../libs/common\n", "users": None},
+                 find_links=[wheelhouse, backend])
+    assert run_lbuild(["lock"], service).returncode == 0
+    init_repo(root)
+    edit(service / "lbuild.toml", "[functions.users]", "# users\n[functions.users]")
+    assert changed(service) == {}
+    edit(root / "libs" / "common" / "common" / "__init__.py", "VALUE = 1", "VALUE = 3")
+    assert changed(service)["orders"][0] == "local project changed: ../../libs/common/common/__init__.py"
+    assert list(changed(service)) == ["orders"]
+
+
 # --- plan and deploy against moto ---------------------------------------------------------------------------
 
 
