@@ -250,3 +250,5 @@ def test_plan_and_deploy_only_what_changed(demo: Demo) -> None:
     plan = demo.run("plan", "--changed-since", "HEAD")
     assert plan.code == 0 and "nothing changed since HEAD: no changes" in plan.stderr
     assert plan.recorder.calls == []
+    markdown = demo.run("plan", "--changed-since", "HEAD", "--format", "markdown")
+    assert markdown.code == 0 and markdown.stdout == "No function changed since `HEAD`: no changes.\n"
