@@ -7,6 +7,7 @@ first (from the build cache when nothing changed).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
@@ -21,13 +22,14 @@ from lbuild.builders import fresh
 from lbuild.builders import package as builder
 from lbuild.builders.package import PackageResult
 from lbuild.builders.wheels import WheelStore, cache_dir, remember_credentials
-from lbuild.config import Project, select
+from lbuild.config import Function, Project, select
 from lbuild.errors import ChangesPending, ConfigError
 from lbuild.manifest import Manifest
 from lbuild.resolver import lock as resolver
 from lbuild.resolver import lockfile
 
 if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: lock and package start without it
+    from lbuild.changed import FunctionInputs, Selection
     from lbuild.publisher import aws as aws_mod
     from lbuild.publisher import images, lease
     from lbuild.publisher.execute import StepResult
@@ -142,6 +144,68 @@ def _shown(project: Project, path: Path) -> str:
         return path.relative_to(project.root).as_posix()
     except ValueError:
         return str(path)
+
+
+# --- changed since a git ref ----------------------------------------------------------------------------
+
+
+def changed(project: Project, ref: str, names: Sequence[str], *, relock: bool, locked: bool = False,
+            log: Log = lambda _: None) -> Selection:
+    """The functions (of ``names``, when given) that changed since git ``ref``, and why.
+
+    ``relock`` (package, deploy): lock first when lbuild.lock is stale (``locked``: refuse instead), so the
+    selection sees the closures package will build; plan reads lbuild.lock as it is.
+    """
+    from lbuild import changed as changed_mod
+    from lbuild import gitdiff
+    from lbuild.config import parse_project
+    from lbuild.errors import LbuildError
+
+    select(project, names)
+    diff = gitdiff.changes(project.root, ref)
+    if relock:
+        check_cache_dir()
+        current: lockfile.Lock | None = _current_lock(project.build, locked=locked, store=WheelStore(), log=log)
+    else:
+        current = lockfile.read(project.lock_path)
+    short = diff.base[:12]
+    old_text, old_lock_text = gitdiff.show(diff, project.path), gitdiff.show(diff, project.lock_path)
+    old_project, config_note = None, f"did not exist at {short}"
+    if old_text is not None:
+        try:
+            old_project = parse_project(old_text, project.path, os.environ, project.stage or "")
+        except LbuildError as exc:  # e.g. a source folder renamed since: compared against today's tree
+            config_note = f"at {short} cannot be read against today's files ({exc.what}): every function counts"
+    old_lock, lock_note = None, f"did not exist at {short}"
+    if old_lock_text is not None:
+        try:
+            old_lock = lockfile.loads(old_lock_text, f"lbuild.lock at {short}")
+        except LbuildError as exc:
+            lock_note = f"at {short} cannot be read ({exc.what})"
+    before = changed_mod.Before(old_project, old_lock, config_note, lock_note)
+    inputs = [_inputs(project, fn, current) for fn in project.functions]
+    selection = changed_mod.select_changed(project, inputs, diff.paths, before, current, ref=ref, base=diff.base,
+                                           names=names)
+    log(f"{len(selection.functions)} of {len(project.functions)} functions changed since {ref} ({short})")
+    return selection
+
+
+def _inputs(project: Project, fn: Function, current: lockfile.Lock | None) -> FunctionInputs:
+    """What ``fn`` is built from in today's tree: source, includes, requirements files, Dockerfile and the
+    local projects its requirements name or its locked closure holds."""
+    from lbuild.changed import FunctionInputs
+    from lbuild.resolver.inputs import read_input
+
+    read = read_input(fn.requirements, project.root)
+    local = {p.directory.resolve() for p in read.local.values()}
+    if current is not None:
+        with contextlib.suppress(KeyError):  # not locked yet: the lock comparison selects it
+            local |= {(project.root / p.wheel.path).resolve() for p in current.closure_packages(fn.name)
+                      if p.source_tree and p.wheel.path}
+    dockerfile = fn.dockerfile.resolve() if fn.dockerfile else None
+    files = [path.resolve() for path in read.files] + ([dockerfile] if dockerfile else [])
+    return FunctionInputs(fn.name, fn.source.resolve(), fn.exclude, tuple(p.resolve() for p in fn.include),
+                          tuple(files), tuple(sorted(local)), dockerfile)
 
 
 # --- plan and deploy ------------------------------------------------------------------------------------
