@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from lbuild import manifest, rules, values
 from lbuild.builders import fresh
 from lbuild.builders import package as builder
+from lbuild.builders.build import RemoteTier
 from lbuild.builders.package import PackageResult
 from lbuild.builders.wheels import WheelStore, cache_dir, remember_credentials
 from lbuild.config import Project, select
@@ -86,8 +87,11 @@ def lock(project: Project, *, upgrade: resolver.Upgrade = False, log: Log) -> Lo
 
 
 def package(project: Project, names: Sequence[str], out: Path, *, log: Log, locked: bool = False,
-            store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
-    """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``."""
+            store: WheelStore | None = None, today: dt.date | None = None,
+            profile: str | None = None, aws: aws_mod.Aws | None = None) -> PackageResult:
+    """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``;
+    with ``[cache]`` (mode not "off"), the shared S3 cache backs the local one, through ``aws`` (or a client
+    of ``profile``)."""
     select(project, names)  # unknown names fail before anything is locked
     project = project.build  # a stage never changes what is built
     check_cache_dir()
@@ -95,7 +99,20 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log, lock
     store = store or WheelStore()
     current = _current_lock(project, locked=locked, store=store, log=log)
     resolver.ensure_local_wheels(project, current, store)  # a fresh cache builds local projects again
-    return builder.package(project, current, names, out, log=log, store=store, today=today)
+    return builder.package(project, current, names, out, log=log, store=store, today=today,
+                           remote=shared_cache(project, log, profile, aws))
+
+
+def shared_cache(project: Project, log: Log, profile: str | None = None,
+                 aws: aws_mod.Aws | None = None) -> RemoteTier | None:
+    """The S3 tier of ``[cache]``, or None when there is none or its mode is "off" (boto3 is imported only then)."""
+    settings = project.cache
+    if settings is None or settings.mode == "off":
+        return None
+    from lbuild.builders.s3cache import S3Cache
+    from lbuild.publisher.aws import Aws
+
+    return S3Cache(settings, aws or Aws(profile, project.region), log, project.region)
 
 
 def _current_lock(project: Project, *, locked: bool, store: WheelStore, log: Log) -> lockfile.Lock:
@@ -211,7 +228,7 @@ def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
             packaged = verified(project, names, dist, log)
     else:
         with phase("packaging") as log:
-            packaged = package(project, names, dist, log=log, locked=locked).manifest
+            packaged = package(project, names, dist, log=log, locked=locked, aws=aws).manifest
     with phase("planning") as log:
         planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
     if not planned.plan.changes:  # nothing to do: no lock taken, no write made

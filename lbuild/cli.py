@@ -298,7 +298,7 @@ def package(
     started = time.perf_counter()
     with progress("packaging") as log:
         result = use_cases.package(project, functions or [], (out or project.root / "dist").resolve(), log=log,
-                                   locked=locked)
+                                   locked=locked, profile=STATE.profile)
     seconds = time.perf_counter() - started
     built = result.manifest
 
