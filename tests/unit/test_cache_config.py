@@ -106,6 +106,7 @@ def test_bad_prefix(tmp_path: Path, prefix: str) -> None:
 
 
 def test_cache_must_be_a_table(tmp_path: Path) -> None:
+    parse(tmp_path, "")  # writes the function's source
     path = tmp_path / "lbuild.toml"
     text = 'cache = "shop-cache"\n' + BASE
     with pytest.raises(ConfigError) as info:
