@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from lbuild import manifest, rules, values
 from lbuild.builders import fresh
 from lbuild.builders import package as builder
-from lbuild.builders.build import RemoteTier
 from lbuild.builders.package import PackageResult
 from lbuild.builders.wheels import WheelStore, cache_dir, remember_credentials
 from lbuild.config import Project, select
@@ -29,6 +28,7 @@ from lbuild.resolver import lock as resolver
 from lbuild.resolver import lockfile
 
 if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: lock and package start without it
+    from lbuild.builders.s3cache import S3Cache
     from lbuild.publisher import aws as aws_mod
     from lbuild.publisher import images, lease
     from lbuild.publisher.execute import StepResult
@@ -96,15 +96,15 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log, lock
     project = project.build  # a stage never changes what is built
     check_cache_dir()
     remember_credentials(*filter(None, (project.index.index_url, *project.index.extra_index_urls)))
-    store = store or WheelStore()
+    remote = shared_cache(project, log, profile, aws)
+    store = store or WheelStore(remote=remote)
     current = _current_lock(project, locked=locked, store=store, log=log)
     resolver.ensure_local_wheels(project, current, store)  # a fresh cache builds local projects again
-    return builder.package(project, current, names, out, log=log, store=store, today=today,
-                           remote=shared_cache(project, log, profile, aws))
+    return builder.package(project, current, names, out, log=log, store=store, today=today, remote=remote)
 
 
 def shared_cache(project: Project, log: Log, profile: str | None = None,
-                 aws: aws_mod.Aws | None = None) -> RemoteTier | None:
+                 aws: aws_mod.Aws | None = None) -> S3Cache | None:
     """The S3 tier of ``[cache]``, or None when there is none or its mode is "off" (boto3 is imported only then)."""
     settings = project.cache
     if settings is None or settings.mode == "off":

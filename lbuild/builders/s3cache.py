@@ -1,16 +1,17 @@
-"""The shared build cache in S3: a second tier behind the local artifact cache.
+"""The shared build cache in S3: a second tier behind the local artifact cache and wheel store.
 
 Layout under ``[cache] prefix`` (the local cache's, so a remote hit is a copy)::
 
     <prefix>/artifacts/<key[:2]>/<key>.zip    the zip; key = ArtifactSpec.key (64 hex)
     <prefix>/artifacts/<key[:2]>/<key>.json   its metadata, written last: the commit marker
+    <prefix>/wheels/<sha256>/<filename>       a wheel, keyed by the sha256 lbuild.lock pins
 
 A read GETs the metadata first, then the zip, hashing it while it streams into the local cache; only a zip
 whose size and sha256 match the metadata (and whose S3 SHA-256 checksum, when S3 returns one, matches too) is
-kept. Anything else is a miss and a warning, never trusted. A write (``mode = "read-write"`` only) is
-create-only: ``PutObject`` with ``IfNoneMatch="*"`` and a SHA-256 checksum, the zip first and the metadata
-last; 412 means another runner stored the key first (same bytes: builds are reproducible). Errors reaching S3
-are warnings: the cache never fails a build.
+kept; a wheel must hash to the sha256 lbuild.lock pins. Anything else is a miss and a warning, never trusted.
+A write (``mode = "read-write"`` only) is create-only: ``PutObject`` with ``IfNoneMatch="*"`` and a SHA-256
+checksum, the zip first and the metadata last; 412 means another runner stored the key first (same bytes:
+builds are reproducible). Errors reaching S3 are warnings: the cache never fails a build.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ EXISTS = frozenset({"PreconditionFailed", "412"})
 CONFLICT = frozenset({"ConditionalRequestConflict", "409"})
 META_LIMIT = 1 << 20  # a metadata object is a few kB; more is not lbuild's
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+_WHEEL = re.compile(r"^[A-Za-z0-9_+!-][A-Za-z0-9_.+!-]*\.whl$")
 _FIELDS: Mapping[str, type] = {"key": str, "sha256": str, "code_sha256": str, "zip_bytes": int,
                                "unzipped_bytes": int, "packages": list, "contributions": list}
 
@@ -51,6 +53,13 @@ def artifact_keys(prefix: str, key: str) -> tuple[str, str]:
         raise ValueError(f"not an artifact key: {key!r}")
     base = f"{prefix}/artifacts/{key[:2]}/{key}" if prefix else f"artifacts/{key[:2]}/{key}"
     return f"{base}.zip", f"{base}.json"
+
+
+def wheel_key(prefix: str, sha256: str, filename: str) -> str | None:
+    """Pure: the S3 key of a wheel the lock pins by ``sha256``; None for a name that is not a plain wheel file name."""
+    if not _KEY.match(sha256) or not _WHEEL.match(filename):
+        return None
+    return f"{prefix}/wheels/{sha256}/{filename}" if prefix else f"wheels/{sha256}/{filename}"
 
 
 @dataclass(frozen=True)
@@ -138,7 +147,7 @@ class S3Cache:
         target = local / key[:2] / f"{key}.zip"
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            got = self._download(zip_key, entry, target)
+            got = self._download(zip_key, target, entry.sha256, entry.zip_bytes, entry.code_sha256)
         except AwsError as exc:
             if exc.code in MISSING:
                 self.log(f"warning: cache: {zip_key} is missing while its metadata exists: rebuilding")
@@ -151,32 +160,62 @@ class S3Cache:
         atomic.write_bytes(local / key[:2] / f"{key}.json", data)
         return True
 
-    def _download(self, zip_key: str, entry: Entry, target: Path) -> str | None:
-        """Stream ``zip_key`` to ``target`` if it keeps ``entry``'s promise; else why not (and nothing kept)."""
-        response = self._call("get_object", zip_key, ChecksumMode="ENABLED")
-        size = response.get("ContentLength")
-        if size != entry.zip_bytes:
+    def _download(self, key: str, target: Path, sha256: str, size: int | None = None,
+                  code_sha256: str | None = None) -> str | None:
+        """Stream ``key`` to ``target`` if it has ``size`` bytes hashing to ``sha256`` (and S3's own SHA-256
+        checksum, when it has one, is ``code_sha256``); else say why not, and keep nothing."""
+        response = self._call("get_object", key, ChecksumMode="ENABLED")
+        got_size = response.get("ContentLength")
+        if size is not None and got_size != size:
             response["Body"].close()
-            return f"{size} bytes, its metadata says {entry.zip_bytes}"
+            return f"{got_size} bytes, expected {size}"
         checksum = response.get("ChecksumSHA256")
-        if checksum is not None and checksum != entry.code_sha256:
+        if checksum is not None and code_sha256 is not None and checksum != code_sha256:
             response["Body"].close()
-            return "S3's SHA-256 checksum differs from its metadata"
+            return "S3's SHA-256 checksum is not the expected one"
         digest = hashlib.sha256()
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".s3-", suffix=".zip")
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".s3-")
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in self.aws.chunks(response["Body"], f"s3://{self.settings.bucket}/{zip_key}"):
+                for chunk in self.aws.chunks(response["Body"], f"s3://{self.settings.bucket}/{key}"):
                     digest.update(chunk)
                     out.write(chunk)
-            if digest.hexdigest() != entry.sha256:
-                return f"sha256 {digest.hexdigest()}, its metadata says {entry.sha256}"
+            if digest.hexdigest() != sha256:
+                return f"sha256 {digest.hexdigest()}, expected {sha256}"
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
             return None
         finally:
             tmp.unlink(missing_ok=True)
+
+    def fetch_wheel(self, sha256: str, filename: str, target: Path) -> bool:
+        """Download the wheel the lock pins as ``sha256`` to ``target``; False on a miss (a wheel that does not hash
+        to ``sha256`` is a miss too, with a warning). Never raises for S3's sake."""
+        key = wheel_key(self.settings.prefix, sha256, filename)
+        if self._broken is not None or key is None:
+            return False
+        try:
+            got = self._download(key, target, sha256, code_sha256=base64.b64encode(bytes.fromhex(sha256)).decode())
+        except AwsError as exc:
+            if exc.code not in MISSING:
+                self._give_up(exc, writing=False)
+            return False
+        if got is not None:
+            self.log(f"warning: cache: corrupt entry {key} ({got}): refused, fetching {filename} from its source")
+            return False
+        return True
+
+    def store_wheel(self, sha256: str, filename: str, path: Path) -> None:
+        """Upload a verified wheel create-only (read-write mode only; never raises)."""
+        key = wheel_key(self.settings.prefix, sha256, filename)
+        if self._no_writes or self._broken is not None or key is None:
+            return
+        try:
+            with path.open("rb") as body:
+                self._put(key, body, base64.b64encode(bytes.fromhex(sha256)).decode())
+        except AwsError as exc:
+            self._give_up(exc, writing=True)
 
     # --- write ------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,11 @@ from tests.integration.test_deploy import Run
 from tests.support import Fn, MakeProject
 from tests.support.moto_server import MotoAws
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 BUCKET = "shop-build-cache"
 PREFIX = "ci/lbuild"
 CACHE = f'\n[cache]\nbucket = "{BUCKET}"\nprefix = "{PREFIX}"\n'
@@ -35,13 +41,19 @@ FROM_CACHE = re.compile(r"\((\d+) built, (\d+) from cache\)")
 RunCli = Callable[..., Run]
 
 
+WHEELS = 2  # purea and pureb
+
+
 @pytest.fixture()
-def project(tmp_path: Path, make_project: MakeProject) -> Path:
+def project(tmp_path: Path, make_project: MakeProject, wheelhouse: Path) -> Path:
     """Three functions, two of them sharing a layer (purea, pureb); the [cache] table appended. Four artifacts,
-    four keys (each source has a file of its own)."""
+    four keys (each source has a file of its own). The wheels come from a copy of the wheelhouse (``find_links``),
+    which a test may take away."""
     root = tmp_path / "runner-a"
+    links = shutil.copytree(wheelhouse, tmp_path / "wheelhouse")
     config = make_project(root, {name: Fn(requirements=req, files={"name.py": f"NAME = {name!r}\n"})
-                                 for name, req in (("orders", "purea\n"), ("users", "purea\n"), ("solo", None))})
+                                 for name, req in (("orders", "purea\n"), ("users", "purea\n"), ("solo", None))},
+                          find_links=[links])
     config.write_text(config.read_text() + CACHE)
     return root
 
@@ -85,10 +97,16 @@ def test_runner_b_builds_nothing_and_its_dist_is_byte_identical(project: Path, t
     manifest = json.loads((project / "dist" / "manifest.json").read_text())
     artifacts = manifest["layers"] + manifest["functions"]
     assert counts(a) == (len(artifacts), 0) and len(manifest["layers"]) == 1
-    assert a.recorder.sent["s3.PutObject"] == 2 * len(artifacts)  # a zip and its metadata each
+    assert a.recorder.sent["s3.PutObject"] == 2 * len(artifacts) + WHEELS  # a zip and its metadata each; wheels
 
-    stored = objects(aws_env)
+    everything = objects(aws_env)
+    stored = {k: v for k, v in everything.items() if k.startswith(f"{PREFIX}/artifacts/")}
     assert len(stored) == 2 * len(artifacts)
+    lock = tomllib.loads((project / "lbuild.lock").read_text())
+    pinned = {w["hashes"]["sha256"]: w["name"] for r in lock["resolutions"] for p in r["packages"] for w in p["wheels"]}
+    assert len(pinned) == WHEELS
+    assert {k: hashlib.sha256(v).hexdigest() for k, v in everything.items() if k not in stored} == {
+        f"{PREFIX}/wheels/{sha}/{name}": sha for sha, name in pinned.items()}  # <prefix>/wheels/<sha256>/<file>
     for key in stored:  # <prefix>/artifacts/<kk>/<key>.zip|.json
         assert re.fullmatch(rf"{PREFIX}/artifacts/([0-9a-f]{{2}})/\1[0-9a-f]{{62}}\.(zip|json)", key), key
     by_sha = {a["sha256"]: a for a in artifacts}
@@ -153,7 +171,7 @@ def test_read_mode_writes_nothing(project: Path, tmp_path: Path, aws_env: MotoAw
     a = package(run_cli, runner(project, tmp_path, "runner-a", monkeypatch))
     built, _ = counts(a)
     assert built == 4
-    assert a.recorder.sent["s3.GetObject"] == built  # it looked (a metadata GET per miss) ...
+    assert a.recorder.sent["s3.GetObject"] == built + WHEELS  # it looked (a metadata GET per miss, each wheel) ...
     assert a.recorder.sent["s3.PutObject"] == 0  # ... and wrote nothing
     assert objects(aws_env) == {}
 
@@ -213,6 +231,42 @@ def test_a_bad_bucket_name_is_exit_2_before_anything_is_built(project: Path, run
         in result.stderr
     assert not (project / "dist").exists() and not (project / "lbuild.lock").exists()
     assert "Traceback" not in result.stderr
+
+
+def test_wheels_come_from_the_shared_cache(project: Path, tmp_path: Path, aws_env: MotoAws, run_cli: RunCli,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runner B must build every artifact (their entries are gone) while the wheels' source is unreachable."""
+    aws_env.create_bucket(BUCKET)
+    package(run_cli, runner(project, tmp_path, "runner-a", monkeypatch))
+    for key in objects(aws_env):
+        if key.startswith(f"{PREFIX}/artifacts/"):
+            aws_env.s3.delete_object(Bucket=BUCKET, Key=key)
+    shutil.rmtree(tmp_path / "wheelhouse")
+    b_root = runner(project, tmp_path, "runner-b", monkeypatch)
+    b = package(run_cli, b_root)
+    assert counts(b) == (4, 0)
+    assert "warning" not in b.stderr
+    assert tree(b_root / "dist") == tree(project / "dist")
+
+
+def test_a_corrupt_wheel_is_refused_and_fetched_from_its_source(project: Path, tmp_path: Path, aws_env: MotoAws,
+                                                               run_cli: RunCli,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    aws_env.create_bucket(BUCKET)
+    package(run_cli, runner(project, tmp_path, "runner-a", monkeypatch))
+    stored = objects(aws_env)
+    for key in stored:
+        if key.startswith(f"{PREFIX}/artifacts/"):
+            aws_env.s3.delete_object(Bucket=BUCKET, Key=key)
+    wheel_key = sorted(k for k in stored if k.startswith(f"{PREFIX}/wheels/"))[0]
+    aws_env.s3.put_object(Bucket=BUCKET, Key=wheel_key, Body=b"PK not the wheel")
+    b_root = runner(project, tmp_path, "runner-b", monkeypatch)
+    b = package(run_cli, b_root)
+    assert f"warning: cache: corrupt entry {wheel_key} (" in b.stderr
+    assert counts(b) == (4, 0)
+    assert tree(b_root / "dist") == tree(project / "dist")
+    local = tmp_path / "runner-b-cache" / "wheels" / wheel_key.split("/")[-2][:2] / "/".join(wheel_key.split("/")[-2:])
+    assert hashlib.sha256(local.read_bytes()).hexdigest() == wheel_key.split("/")[-2]
 
 
 # --- two writers of one key ---------------------------------------------------------------------------

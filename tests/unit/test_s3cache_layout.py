@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from lbuild.builders.s3cache import Entry, artifact_keys, parse_entry
+from lbuild.builders.s3cache import Entry, artifact_keys, parse_entry, wheel_key
 
 KEY = hashlib.sha256(b"inputs").hexdigest()
 ZIP = b"PK\x05\x06" + b"\x00" * 18
@@ -32,6 +32,17 @@ def test_layout_mirrors_the_local_cache() -> None:
 def test_layout_takes_only_artifact_keys(key: str) -> None:
     with pytest.raises(ValueError):
         artifact_keys("lbuild", key)
+
+
+def test_wheels_are_keyed_by_their_locked_sha256() -> None:
+    assert wheel_key("lbuild", KEY, "purea-1.0-py3-none-any.whl") == f"lbuild/wheels/{KEY}/purea-1.0-py3-none-any.whl"
+    assert wheel_key("", KEY, "purea-1.0-py3-none-any.whl") == f"wheels/{KEY}/purea-1.0-py3-none-any.whl"
+
+
+@pytest.mark.parametrize(("sha", "name"), [(KEY, "../x.whl"), (KEY, "a/b.whl"), (KEY, "purea-1.0.tar.gz"),
+                                           (KEY[:-1], "purea-1.0-py3-none-any.whl")])
+def test_odd_wheels_are_not_shared(sha: str, name: str) -> None:
+    assert wheel_key("lbuild", sha, name) is None
 
 
 def test_entry_of_lbuild_metadata() -> None:
