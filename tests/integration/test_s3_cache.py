@@ -119,6 +119,13 @@ def test_runner_b_builds_nothing_and_its_dist_is_byte_identical(project: Path, t
             meta = json.loads(stored[key[:-4] + ".json"])
             assert (meta["key"], meta["sha256"], meta["zip_bytes"]) == (Path(key).stem, sha, len(data))
 
+    puts = [params["Key"] for op, params in a.recorder.calls if op == "s3.PutObject"]
+    for key in stored:
+        if key.endswith(".json"):  # the commit marker goes up after its zip
+            assert puts.index(key[:-5] + ".zip") < puts.index(key)
+    assert all(params["IfNoneMatch"] == "*" and params["ChecksumAlgorithm"] == "SHA256"
+               for op, params in a.recorder.calls if op == "s3.PutObject")
+
     b_root = runner(project, tmp_path, "runner-b", monkeypatch)
     b = package(run_cli, b_root)
     assert counts(b) == (0, len(artifacts))
@@ -148,6 +155,7 @@ def test_a_corrupt_cache_object_is_refused_and_rebuilt(project: Path, tmp_path: 
     # the rebuilt layer was offered create-only: S3 answered 412 and the client repaired nothing
     assert b.recorder.sent["s3.PutObject"] == 2
     assert aws_env.s3.get_object(Bucket=BUCKET, Key=zip_key)["Body"].read() == tampered
+    assert not [op for op in b.recorder.sent if op.startswith("s3.Delete")]
     cached = tmp_path / "runner-b-cache" / "artifacts" / zip_key.split("/")[-2] / Path(zip_key).name
     assert cached.read_bytes() == original
 
@@ -247,6 +255,8 @@ def test_wheels_come_from_the_shared_cache(project: Path, tmp_path: Path, aws_en
     assert counts(b) == (4, 0)
     assert "warning" not in b.stderr
     assert tree(b_root / "dist") == tree(project / "dist")
+    # the expired entries' keys were free again: B stored them anew
+    assert len([k for k in objects(aws_env) if k.startswith(f"{PREFIX}/artifacts/")]) == 8
 
 
 def test_a_corrupt_wheel_is_refused_and_fetched_from_its_source(project: Path, tmp_path: Path, aws_env: MotoAws,
@@ -339,3 +349,30 @@ def test_concurrent_writers_of_one_key_race_without_error(tmp_path: Path, aws_en
     assert reader.fetch(key, tmp_path / "reader")
     assert (tmp_path / "reader" / key[:2] / f"{key}.zip").read_bytes() == b"reproducible bytes"
     assert logs == []
+
+
+def test_refused_requests_are_one_warning_each_way_and_never_an_error(tmp_path: Path, aws_env: MotoAws) -> None:
+    """AccessDenied through botocore's Stubber: moto in server mode grants every request (it enforces neither IAM
+    nor bucket policies without its auth mode), so it cannot refuse a pull-request job's PutObject."""
+    from botocore.stub import Stubber
+
+    key = hashlib.sha256(b"denied").hexdigest()
+    aws = Aws()
+    logs: list[str] = []
+    cache = S3Cache(CacheSettings(BUCKET, PREFIX, "read-write"), aws, logs.append)
+    meta_key = artifact_keys(PREFIX, key)[1]
+    with Stubber(aws.client("s3", None, retried=False)) as stub:
+        stub.add_client_error("put_object", "AccessDenied", "Access Denied", 403)
+        cache.store(key, *_entry(tmp_path / "a", key, b"zip"))
+        cache.store(key, *_entry(tmp_path / "a", key, b"zip"))  # writes are off now: no second request
+        stub.assert_no_pending_responses()
+        assert logs == [f"warning: cache: storing to s3://{BUCKET}/{PREFIX} failed (AccessDenied: AWS refused "
+                        f"PutObject: AccessDenied: Access Denied); building without uploading"]
+        stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403,
+                              expected_params={"Bucket": BUCKET, "Key": meta_key})
+        assert not cache.fetch(key, tmp_path / "local")
+        assert not cache.fetch(key, tmp_path / "local")  # reads are off too: no second request
+        stub.assert_no_pending_responses()
+    assert logs[1] == (f"warning: cache: reading s3://{BUCKET}/{PREFIX} failed (AccessDenied: AWS refused GetObject: "
+                       "AccessDenied: Access Denied); building locally")
+    assert not (tmp_path / "local").exists() or not list((tmp_path / "local").rglob("*.zip"))

@@ -3,6 +3,7 @@ file:line and key (or the variable), with a hint."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,12 @@ def test_cache_must_be_a_table(tmp_path: Path) -> None:
         parse_project(text, path, {})
     assert info.value.what == "'cache' must be a table, not a string"
     assert info.value.where == f"{path}:1, key cache"
+
+
+def test_the_example_shows_every_cache_key_and_parses_uncommented(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parents[2] / "lbuild.toml.example").read_text()
+    start = example.index("# [cache]\n")
+    block = [m.group(1) for m in re.finditer(r"^# (\[cache\]|\w+ = .*)$", example[start:], re.MULTILINE)]
+    text = "\n" + "\n".join(block) + "\n"
+    assert {line.split("=")[0].strip() for line in text.splitlines()[2:]} == {"bucket", "prefix", "mode"}
+    assert parse(tmp_path, text) == CacheSettings("shop-build-cache", "lbuild", "read-write")
