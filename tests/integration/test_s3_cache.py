@@ -376,3 +376,28 @@ def test_refused_requests_are_one_warning_each_way_and_never_an_error(tmp_path: 
     assert logs[1] == (f"warning: cache: reading s3://{BUCKET}/{PREFIX} failed (AccessDenied: AWS refused GetObject: "
                        "AccessDenied: Access Denied); building locally")
     assert not (tmp_path / "local").exists() or not list((tmp_path / "local").rglob("*.zip"))
+
+
+def test_a_write_in_flight_409_is_retried(tmp_path: Path, aws_env: MotoAws, monkeypatch: pytest.MonkeyPatch) -> None:
+    """409 ConditionalRequestConflict through botocore's Stubber: S3 answers it while another conditional write of
+    the key is in flight; moto serialises requests and never does."""
+    from botocore.stub import ANY, Stubber
+
+    import lbuild.builders.s3cache as s3cache
+
+    monkeypatch.setattr(s3cache.time, "sleep", lambda _: None)
+    key = hashlib.sha256(b"conflict").hexdigest()
+    aws = Aws()
+    logs: list[str] = []
+    cache = S3Cache(CacheSettings(BUCKET, PREFIX, "read-write"), aws, logs.append)
+    zip_key, meta_key = artifact_keys(PREFIX, key)
+    params = {"Bucket": BUCKET, "Body": ANY, "IfNoneMatch": "*", "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": ANY}
+    with Stubber(aws.client("s3", None, retried=False)) as stub:
+        stub.add_client_error("put_object", "ConditionalRequestConflict", "in flight", 409,
+                              expected_params={**params, "Key": zip_key})
+        stub.add_response("put_object", {}, {**params, "Key": zip_key})
+        stub.add_client_error("put_object", "PreconditionFailed", "exists", 412,
+                              expected_params={**params, "Key": meta_key})
+        cache.store(key, *_entry(tmp_path / "a", key, b"zip"))
+        stub.assert_no_pending_responses()
+    assert logs == []
