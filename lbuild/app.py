@@ -29,6 +29,7 @@ from lbuild.resolver import lock as resolver
 from lbuild.resolver import lockfile
 
 if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: lock and package start without it
+    from lbuild.builders.s3cache import S3Cache
     from lbuild.changed import FunctionInputs, Selection
     from lbuild.publisher import aws as aws_mod
     from lbuild.publisher import images, lease
@@ -88,16 +89,32 @@ def lock(project: Project, *, upgrade: resolver.Upgrade = False, log: Log) -> Lo
 
 
 def package(project: Project, names: Sequence[str], out: Path, *, log: Log, locked: bool = False,
-            store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
-    """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``."""
+            store: WheelStore | None = None, today: dt.date | None = None,
+            profile: str | None = None, aws: aws_mod.Aws | None = None) -> PackageResult:
+    """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``;
+    with ``[cache]`` (mode not "off"), the shared S3 cache backs the local one, through ``aws`` (or a client
+    of ``profile``)."""
     select(project, names)  # unknown names fail before anything is locked
     project = project.build  # a stage never changes what is built
     check_cache_dir()
     remember_credentials(*filter(None, (project.index.index_url, *project.index.extra_index_urls)))
-    store = store or WheelStore()
+    remote = shared_cache(project, log, profile, aws)
+    store = store or WheelStore(remote=remote)
     current = _current_lock(project, locked=locked, store=store, log=log)
     resolver.ensure_local_wheels(project, current, store)  # a fresh cache builds local projects again
-    return builder.package(project, current, names, out, log=log, store=store, today=today)
+    return builder.package(project, current, names, out, log=log, store=store, today=today, remote=remote)
+
+
+def shared_cache(project: Project, log: Log, profile: str | None = None,
+                 aws: aws_mod.Aws | None = None) -> S3Cache | None:
+    """The S3 tier of ``[cache]``, or None when there is none or its mode is "off" (boto3 is imported only then)."""
+    settings = project.cache
+    if settings is None or settings.mode == "off":
+        return None
+    from lbuild.builders.s3cache import S3Cache
+    from lbuild.publisher.aws import Aws
+
+    return S3Cache(settings, aws or Aws(profile, project.region), log, project.region)
 
 
 def _current_lock(project: Project, *, locked: bool, store: WheelStore, log: Log) -> lockfile.Lock:
@@ -275,7 +292,7 @@ def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
             packaged = verified(project, names, dist, log)
     else:
         with phase("packaging") as log:
-            packaged = package(project, names, dist, log=log, locked=locked).manifest
+            packaged = package(project, names, dist, log=log, locked=locked, aws=aws).manifest
     with phase("planning") as log:
         planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
     if not planned.plan.changes:  # nothing to do: no lock taken, no write made

@@ -305,7 +305,8 @@ def package(
     started = time.perf_counter()
     with progress("packaging") as log:
         result = use_cases.package(project, changed.names if changed else functions or [],
-                                   (out or project.root / "dist").resolve(), log=log, locked=locked)
+                                   (out or project.root / "dist").resolve(), log=log, locked=locked,
+                                   profile=STATE.profile)
     seconds = time.perf_counter() - started
     built = result.manifest
 
