@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_deploy import _reset as reset  # an empty moto with the role again
 from benchkit import REPO, compile_lbuild, moto
 
 sys.path.insert(0, str(REPO))  # tests/support: the pool and wheel factory
@@ -57,6 +58,7 @@ LABELS = {"lock-cold": "lock, cold", "package-cold": "package, cold", "package-n
           "package-change": "package, one change", "plan-noop": "plan, no-op (after deploy)"}
 TARGET = 15.0
 CHANGED = "fn001"
+TIME = "/usr/bin/time" if Path("/usr/bin/time").is_file() else None  # GNU time: peak RSS of lbuild itself
 
 
 def universe(functions: int) -> int:
@@ -66,8 +68,8 @@ def universe(functions: int) -> int:
 
 def make_workload(root: Path, functions: int, seed: int) -> dict[str, Any]:
     """Write the workload under ``root``; return counts (packages in the pool, used, closure sizes)."""
-    from tests.support.workload_gen import _handler, _lbuild_toml, _specs, closure, make_pool
     from tests.support.wheelfactory import build_wheel
+    from tests.support.workload_gen import _handler, _lbuild_toml, _specs, closure, make_pool
 
     pool = make_pool(universe(functions), seed)
     for package in pool:
@@ -108,7 +110,7 @@ def make_workload(root: Path, functions: int, seed: int) -> dict[str, Any]:
 def clean_env(base: dict[str, str], caches: Path) -> dict[str, str]:
     """``base`` without pip/uv/lbuild settings; private caches under ``caches``; this checkout first."""
     env = {k: v for k, v in base.items()
-           if not k.startswith(("PIP_", "UV_", "LBUILD_")) and k not in ("XDG_CACHE_HOME", "SOURCE_DATE_EPOCH")}
+           if not k.startswith(("PIP_", "UV_", "LBUILD_", "AWS_")) and k not in ("XDG_CACHE_HOME", "SOURCE_DATE_EPOCH")}
     env.update(PIP_CONFIG_FILE="/dev/null", UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1",
                LBUILD_CACHE_DIR=str(caches / "lbuild"), UV_CACHE_DIR=str(caches / "uv"),
                XDG_CACHE_HOME=str(caches / "xdg"))
@@ -124,7 +126,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str], limit: float,
         command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "lbuild"]
     else:
         command = os.environ.get("LBUILD", f"{sys.executable} -m lbuild").split()
-    out, err = cwd.parent / "stdout.txt", cwd.parent / "stderr.txt"
+    out, err, rss = cwd.parent / "stdout.txt", cwd.parent / "stderr.txt", cwd.parent / "maxrss.txt"
+    rss.unlink(missing_ok=True)
+    if TIME:  # a small parent: a fork of this process would count its own RSS (moto, boto3) in the child's peak
+        command = [TIME, "-f", "%M", "-o", str(rss), *command]
     started = time.perf_counter()
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen([*command, *args], cwd=cwd, env=env, stdout=stdout, stderr=stderr,
@@ -147,12 +152,16 @@ def run(args: list[str], cwd: Path, env: dict[str, str], limit: float,
         document = json.loads(text) if text.strip() else None
     except ValueError:
         document = None
-    return {"seconds": round(seconds, 3), "code": proc.returncode, "rss_mb": round(usage.ru_maxrss / 1024, 1),
+    peak = usage.ru_maxrss
+    if TIME and rss.is_file() and rss.read_text().strip().splitlines()[-1:][0].isdigit():
+        peak = int(rss.read_text().strip().splitlines()[-1])
+    return {"seconds": round(seconds, 3), "code": proc.returncode, "rss_mb": round(peak / 1024, 1),
             "timed_out": timed_out, "document": document,
             "stderr": err.read_text(encoding="utf-8", errors="replace")[-2000:]}
 
 
-def measure(size: int, seed: int, work: Path, limit: float, profile: tuple[str, Path] | None) -> dict[str, Any]:
+def measure(size: int, seed: int, work: Path, limit: float, profile: tuple[str, Path] | None,
+            aws_env: dict[str, str]) -> dict[str, Any]:
     """Every step at one size; stops at the first step over ``limit`` or failing."""
     root = work / f"n{size}" / "repo"
     root.mkdir(parents=True)
@@ -187,16 +196,16 @@ def measure(size: int, seed: int, work: Path, limit: float, profile: tuple[str, 
         handle.write("# changed\n")
     if not step("package-change", ["package", "--json"], env):
         return result
-    with moto(caches / "package" / "lbuild") as aws:
-        aws = clean_env(aws, caches / "package")
-        deploy = run(["deploy", "--yes", "--json"], root, aws, max(limit, 900))
-        result["deploy_s"] = deploy["seconds"]
-        print(f"  {size:4d} {'(deploy, untimed setup)':28} {deploy['seconds']:8.2f} s  exit {deploy['code']}",
-              flush=True)
-        if deploy["code"] != 0:
-            print(deploy["stderr"], file=sys.stderr)
-            return result
-        step("plan-noop", ["plan", "--json"], aws)
+    reset(aws_env["AWS_ENDPOINT_URL"])
+    aws = {**clean_env(dict(os.environ), caches / "package"), **aws_env}
+    deploy = run(["deploy", "--yes", "--json"], root, aws, max(limit, 900))
+    result["deploy_s"] = deploy["seconds"]
+    print(f"  {size:4d} {'(deploy, untimed setup)':28} {deploy['seconds']:8.2f} s  exit {deploy['code']}",
+          flush=True)
+    if deploy["code"] != 0:
+        print(deploy["stderr"], file=sys.stderr)
+        return result
+    step("plan-noop", ["plan", "--json"], aws)
     return result
 
 
@@ -259,9 +268,11 @@ def main() -> None:
     sizes = [options.profile_size] if options.profile else sorted(int(s) for s in options.sizes.split(","))
     profile = (options.profile, work / "profile.out") if options.profile else None
     results: dict[int, dict[str, Any]] = {}
-    for size in sizes:
-        print(f"{size} functions ...", flush=True)
-        results[size] = measure(size, options.seed, work, options.limit, profile)
+    with moto(work / "unused-cache") as aws:
+        aws_env = {k: v for k, v in aws.items() if k.startswith("AWS_")}
+        for size in sizes:
+            print(f"{size} functions ...", flush=True)
+            results[size] = measure(size, options.seed, work, options.limit, profile, aws_env)
     document: dict[str, Any] = {"seed": options.seed, "limit_s": options.limit, "target_ratio": TARGET,
                                 "sizes": {str(n): r for n, r in results.items()}}
     if profile:
