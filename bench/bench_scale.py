@@ -242,10 +242,17 @@ def report(results: dict[int, dict[str, Any]], limit: float) -> list[str]:
 
 
 def top(profile: Path, count: int = 10) -> list[str]:
-    """The ``count`` functions with the most cumulative time in a cProfile output."""
+    """The ``count`` functions with the most cumulative time in a cProfile output, below the entry chain.
+
+    The chain (runpy, ``lbuild.cli``, typer/click down to the command) is every frame holding over 90 % of the
+    run; it is left out, and the command's own frame is the first line."""
     stats = pstats.Stats(str(profile))
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][3], reverse=True)  # type: ignore[attr-defined]
-    lines = []
+    total = rows[0][1][3]
+    command = next((i for i, ((file, _, _), _) in enumerate(rows) if file.endswith("lbuild/cli.py")
+                    and rows[i][0][2] not in ("run", "main")), 0)
+    rows = rows[command:]
+    lines = [f"(whole run under cProfile: {total:.2f} s)"]
     for (file, line, func), (_, calls, _, cumulative, _) in rows[:count]:
         short = file.replace(str(REPO) + "/", "")
         lines.append(f"{cumulative:9.2f} s {calls:9d} calls  {short}:{line}({func})")
