@@ -12,8 +12,10 @@ between); each function draws packages with Zipf-like popularity (weight 1/rank)
 3-25 packages (its target drawn uniformly); only the drawn packages are listed, lbuild resolves the rest.
 python3.11 / x86_64, ``min_functions = 2``.
 
-Steps per size, each one subprocess ``python -m lbuild`` with private caches (wall time and peak RSS of the
-process and the children it waited for, from ``os.wait4``):
+Steps per size, each one subprocess ``python -m lbuild`` with private caches: wall time, CPU time (user +
+system of lbuild and the children it waited for, such as uv: less sensitive than wall time to other work on
+the machine) and peak RSS of the largest process (GNU ``/usr/bin/time -f %M`` when present, else ``os.wait4``,
+which also counts this script's own size at the fork):
 
 - lock, cold: ``lbuild lock --json``, no lbuild.lock, empty lbuild and uv caches;
 - package, cold: ``lbuild package --json`` with the lock present, empty caches again, no dist/;
@@ -155,7 +157,9 @@ def run(args: list[str], cwd: Path, env: dict[str, str], limit: float,
     peak = usage.ru_maxrss
     if TIME and rss.is_file() and rss.read_text().strip().splitlines()[-1:][0].isdigit():
         peak = int(rss.read_text().strip().splitlines()[-1])
-    return {"seconds": round(seconds, 3), "code": proc.returncode, "rss_mb": round(peak / 1024, 1),
+    cpu = usage.ru_utime + usage.ru_stime  # the whole tree: lbuild and the children it waited for (uv)
+    return {"seconds": round(seconds, 3), "cpu_s": round(cpu, 3), "code": proc.returncode,
+            "rss_mb": round(peak / 1024, 1),
             "timed_out": timed_out, "document": document,
             "stderr": err.read_text(encoding="utf-8", errors="replace")[-2000:]}
 
@@ -177,7 +181,8 @@ def measure(size: int, seed: int, work: Path, limit: float, profile: tuple[str, 
         steps[name] = {k: v for k, v in row.items() if k not in ("document", "stderr")}
         if name == "plan-noop" and row["document"] is not None:
             steps[name]["requests"] = row["document"].get("requests")
-        print(f"  {size:4d} {LABELS[name]:28} {row['seconds']:8.2f} s  {row['rss_mb']:7.1f} MB  exit {row['code']}"
+        print(f"  {size:4d} {LABELS[name]:28} {row['seconds']:8.2f} s  {row['cpu_s']:7.2f} s CPU  "
+              f"{row['rss_mb']:7.1f} MB  exit {row['code']}"
               + ("  TIMED OUT" if row["timed_out"] else ""), flush=True)
         if row["timed_out"] or row["code"] != 0:
             steps[name]["stderr"] = row["stderr"]
@@ -233,6 +238,13 @@ def report(results: dict[int, dict[str, Any]], limit: float) -> list[str]:
             over.append(name)
         print(f"{LABELS[name]:30}" + "".join(f"{c:>12}" for c in cells) + f"{ratio:>10}"
               + "".join(f"{m:>9}" for m in mems))
+    print(f"\n{'CPU seconds (lbuild and uv)':30}" + "".join(f"{f'{n} fn, s':>12}" for n in sizes)
+          + f"{f'{sizes[-1]}/{sizes[0]}':>10}")
+    for name in STEPS:
+        rows = [results[n]["steps"].get(name) for n in sizes]
+        cells = ["" if r is None else f"{r['cpu_s']:.2f}" for r in rows]
+        ratio = f"{rows[-1]['cpu_s'] / rows[0]['cpu_s']:.1f}x" if rows[0] and rows[-1] and rows[0]["cpu_s"] else ""
+        print(f"{LABELS[name]:30}" + "".join(f"{c:>12}" for c in cells) + f"{ratio:>10}")
     for n in sizes:
         w = results[n]["workload"]
         print(f"{n} functions: pool {w['pool']} packages, {w['used']} used, closure {w['closure_min']}-"
