@@ -9,6 +9,7 @@ path is the project's directory and ``source-tree`` the hash of its sources.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -69,14 +70,15 @@ class Resolution:
     packages: tuple[LockedPackage, ...]
 
     def package(self, name: str) -> LockedPackage:
-        for package in self.packages:
-            if package.name == name:
-                return package
-        raise KeyError(name)
+        return self._first[name]
 
-    @property
-    def by_name(self) -> Mapping[str, LockedPackage]:
+    @functools.cached_property
+    def by_name(self) -> Mapping[str, LockedPackage]:  # built once: callers look up every function's closure
         return {p.name: p for p in self.packages}
+
+    @functools.cached_property
+    def _first(self) -> Mapping[str, LockedPackage]:  # the first package of each name, as a scan would find
+        return {p.name: p for p in reversed(self.packages)}
 
 
 @dataclass(frozen=True)
@@ -102,16 +104,18 @@ class Lock:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def resolution(self, id: str) -> Resolution:
-        for resolution in self.resolutions:
-            if resolution.id == id:
-                return resolution
-        raise KeyError(id)
+        return self._resolutions[id]
 
     def function(self, name: str) -> FunctionLock:
-        for fn in self.functions:
-            if fn.name == name:
-                return fn
-        raise KeyError(name)
+        return self._functions[name]
+
+    @functools.cached_property
+    def _resolutions(self) -> Mapping[str, Resolution]:  # first of each id; built once, looked up per function
+        return {r.id: r for r in reversed(self.resolutions)}
+
+    @functools.cached_property
+    def _functions(self) -> Mapping[str, FunctionLock]:
+        return {fn.name: fn for fn in reversed(self.functions)}
 
     def closure_packages(self, name: str) -> tuple[LockedPackage, ...]:
         """The locked packages one function needs, sorted by name."""
