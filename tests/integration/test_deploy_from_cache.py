@@ -17,6 +17,7 @@ import pytest
 
 from lbuild.builders.s3cache import artifact_keys
 from tests.integration.test_deploy import Demo, Run
+from tests.integration.test_iam_policy import _allowed, _needed
 
 CACHE_BUCKET = "demo-build-cache"
 PREFIX = "ci/lbuild"
@@ -85,6 +86,7 @@ def test_code_and_layers_come_from_the_cache_by_key_when_it_is_in_the_region(dem
     second = demo.deploy()
     assert [p["FunctionName"] for p in second.params("lambda.UpdateFunctionCode")] == ["demo-users"]
     assert codes(second) == [{"S3Bucket": CACHE_BUCKET, "S3Key": zip_keys(demo)[new["sha256"]]}]
+    assert second.counts["s3.GetObject"] == 0, "the deploy downloads nothing"
     got = demo.aws.lambda_.get_function(FunctionName="demo-users")["Configuration"]["CodeSha256"]
     assert got == new["code_sha256"]
 
@@ -132,3 +134,24 @@ def test_a_no_op_deploy_fetches_nothing_from_s3(demo: Demo, tmp_path: Path, monk
     prebuilt = demo.deploy("--from", "dist")
     assert prebuilt.writes == 0
     assert prebuilt.counts["s3.GetObject"] == 0 and prebuilt.counts["s3.HeadObject"] == 0
+
+
+def test_a_missing_cache_object_is_sent_as_before(demo: Demo) -> None:
+    with_cache(demo)
+    assert demo.run("package").code == 0
+    layer = demo.manifest()["layers"][0]
+    demo.aws.s3.delete_object(Bucket=CACHE_BUCKET, Key=zip_keys(demo)[layer["sha256"]])
+    result = demo.deploy()
+    contents = {p["LayerName"]: p["Content"] for p in result.params("lambda.PublishLayerVersion")}
+    assert set(contents.pop(layer["name"])) == {"ZipFile"}
+    assert contents and all(set(c) == {"S3Bucket", "S3Key"} for c in contents.values())
+    assert "warning" not in result.stderr, "a miss is not a warning"
+
+
+def test_the_policy_allows_a_deploy_from_the_cache(demo: Demo) -> None:
+    runs = [with_cache(demo).deploy()]
+    (demo.root / "functions" / "users" / "app.py").write_text("def handler(e, c):\n    return 2\n")
+    runs += [demo.deploy(), demo.run("plan")]
+    assert runs[1].params("lambda.UpdateFunctionCode")[0]["S3Bucket"] == CACHE_BUCKET
+    missing = sorted(_needed(*runs) - _allowed())
+    assert missing == [], f"templates/iam-policy.json lacks {missing}"
