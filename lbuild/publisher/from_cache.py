@@ -10,6 +10,7 @@ looked at: a deploy that changes nothing asks S3 nothing.
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from lbuild.publisher.plan import CreateFunction, PublishLayer, UpdateCode, Uplo
 from lbuild.steps import Step, Unchanged
 
 Log = Callable[[str], None]
+_KEY = re.compile(r"[0-9a-f]{64}\Z")  # an artifact key (anything else in a manifest is not looked up)
 _REGIONS: weakref.WeakKeyDictionary[Aws, dict[str, str | None]] = weakref.WeakKeyDictionary()
 
 
@@ -46,8 +48,9 @@ def bucket_region(constraint: str | None) -> str:
 
 def wanted(steps: Sequence[Step], built: Manifest, prefix: str, region: str) -> list[Wanted]:
     """Pure: the zips the code steps of a plan send, with their cache keys (from the manifest) and regions."""
-    keys = {e.artifact.sha256: e.cache_key for e in built.layers if e.cache_key}
-    keys |= {f.artifact.sha256: f.cache_key for f in built.functions if f.artifact is not None and f.cache_key}
+    keys = {e.artifact.sha256: e.cache_key for e in built.layers if _KEY.match(e.cache_key)}
+    keys |= {f.artifact.sha256: f.cache_key for f in built.functions
+             if f.artifact is not None and _KEY.match(f.cache_key)}
     out: dict[tuple[str, str], Wanted] = {}
     for step in steps:
         if not isinstance(step, (PublishLayer, CreateFunction, UpdateCode)):
