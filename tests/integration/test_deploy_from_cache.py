@@ -155,3 +155,12 @@ def test_the_policy_allows_a_deploy_from_the_cache(demo: Demo) -> None:
     assert runs[1].params("lambda.UpdateFunctionCode")[0]["S3Bucket"] == CACHE_BUCKET
     missing = sorted(_needed(*runs) - _allowed())
     assert missing == [], f"templates/iam-policy.json lacks {missing}"
+
+
+def test_mode_off_deploys_as_before_and_asks_s3_nothing(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_cache(demo)
+    monkeypatch.setenv("LBUILD_CACHE_MODE", "off")
+    result = demo.deploy()
+    assert not [op for op, _ in result.recorder.calls if op.startswith("s3.")]
+    sent = codes(result)
+    assert sent and all(set(code) == {"ZipFile"} for code in sent)
