@@ -365,7 +365,7 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
                    region: str, log: Log, weight: float | None) -> Planned:
     """Check the roles, read the remote state of what ``found`` deploys, and plan against it."""
     from lbuild.publisher import aws as aws_mod
-    from lbuild.publisher import external_layers, images, lease, preflight
+    from lbuild.publisher import external_layers, from_cache, images, lease, preflight
     from lbuild.publisher.plan import Plan, s3_key, wanted_state
     from lbuild.publisher.plan import plan as plan_steps
     from lbuild.publisher.removed import find_removed
@@ -389,6 +389,7 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
     lock = f"s3://{project.artifact_bucket}/{lease.lock_key(project.deploy_name)}" if project.artifact_bucket else None
     removed = () if names else tuple(r.name for r in find_removed(aws, project, region))
     steps = plan_steps(project, layers, functions, remote, project.alias, weight).steps
+    steps = from_cache.apply(project.cache, found, steps, aws, region, log, project.artifact_bucket)
     return Planned(Plan(steps + _plan_wiring(project, functions, remote, aws, region, log)), region, found,
                    registry, lock, removed)
 

@@ -343,7 +343,7 @@ class Executor:
                 if fn.image is not None:
                     kwargs: dict[str, Any] = {"ImageUri": self._image_uri(fn)}
                 else:
-                    code = self._code(fn.file, step.s3_key)
+                    code = self._code(fn.file, step.s3_key, step.cache_bucket)
                     kwargs = {"ZipFile": code["ZipFile"]} if "ZipFile" in code else \
                         {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}
                 self._update(fn, "update_function_code", Architectures=[fn.architecture], **kwargs)
@@ -384,7 +384,7 @@ class Executor:
                 response = self._lambda(
                     "publish_layer_version", f"layer {layer.name}", retried=False, LayerName=layer.name,
                     Description=LAYER_DESCRIPTION.format(project=layer.project, sha256=layer.sha256),
-                    Content=self._code(layer.file, step.s3_key),
+                    Content=self._code(layer.file, step.s3_key, step.cache_bucket),
                     CompatibleRuntimes=[layer.runtime], CompatibleArchitectures=[layer.architecture])
             except AwsError as exc:
                 if not (aws_mod.transient(exc) or exc.code in _CONFLICTS) or attempt == aws_mod.RETRY_ATTEMPTS - 1:
@@ -410,7 +410,7 @@ class Executor:
             kwargs: dict[str, Any] = {"PackageType": "Image", "Code": {"ImageUri": self._image_uri(fn)},
                                       **self._config_kwargs(fn.config, image=True), **_log_and_snap_start(fn)}
         else:
-            kwargs = {"PackageType": "Zip", "Code": self._code(fn.file, step.s3_key),
+            kwargs = {"PackageType": "Zip", "Code": self._code(fn.file, step.s3_key, step.cache_bucket),
                       **self._config_kwargs(fn.config), **_log_and_snap_start(fn)}
         for attempt in range(_ATTEMPTS):
             try:
@@ -620,10 +620,11 @@ class Executor:
                 **kwargs: Any) -> Any:
         return self.aws.call("lambda", operation, resource, region or self.region, retried=retried, **kwargs)
 
-    def _code(self, file: Any, s3_key: str | None) -> dict[str, Any]:
+    def _code(self, file: Any, s3_key: str | None, bucket: str | None = None) -> dict[str, Any]:
+        """Lambda's Code/Content: by S3 key (in ``bucket``, the shared cache's, else artifact_bucket) or the bytes."""
         if s3_key is not None:
-            assert self.bucket is not None
-            return {"S3Bucket": self.bucket, "S3Key": s3_key}
+            assert (bucket or self.bucket) is not None
+            return {"S3Bucket": bucket or self.bucket, "S3Key": s3_key}
         return {"ZipFile": file.read_bytes()}
 
     def _image_uri(self, fn: WantedFunction) -> str:

@@ -167,6 +167,11 @@ class RemoteState:
 # --- steps ------------------------------------------------------------------------------------------
 
 
+def from_cache(bucket: str | None, key: str | None) -> str:
+    """`` from the shared cache s3://BUCKET/KEY`` for a step whose code Lambda reads from the cache, else ``""``."""
+    return f" from the shared cache s3://{bucket}/{key}" if bucket and key else ""
+
+
 @dataclass(frozen=True)
 class UploadObject(Step):
     bucket: str
@@ -190,9 +195,10 @@ class PushImage(Step):
 class PublishLayer(Step):
     layer: WantedLayer
     s3_key: str | None = None
+    cache_bucket: str | None = None  # s3_key is in the shared cache's bucket (None: in artifact_bucket)
 
     def describe(self) -> str:
-        return f"publish layer {self.layer.name}"
+        return f"publish layer {self.layer.name}" + from_cache(self.cache_bucket, self.s3_key)
 
 
 @dataclass(frozen=True)
@@ -200,18 +206,21 @@ class CreateFunction(Step):
     function: WantedFunction
     s3_key: str | None = None
     publish: bool = False  # publish version 1 with the create (one call instead of two)
+    cache_bucket: str | None = None  # s3_key is in the shared cache's bucket (None: in artifact_bucket)
 
     def describe(self) -> str:
-        return f"create function {self.function.name}" + (" and publish its first version" if self.publish else "")
+        return f"create function {self.function.name}" + (" and publish its first version" if self.publish else "") \
+            + from_cache(self.cache_bucket, self.s3_key)
 
 
 @dataclass(frozen=True)
 class UpdateCode(Step):
     function: WantedFunction
     s3_key: str | None = None
+    cache_bucket: str | None = None  # s3_key is in the shared cache's bucket (None: in artifact_bucket)
 
     def describe(self) -> str:
-        return f"update code of {self.function.name}"
+        return f"update code of {self.function.name}" + from_cache(self.cache_bucket, self.s3_key)
 
 
 @dataclass(frozen=True)
