@@ -343,7 +343,6 @@ def package(
 def _check_sharding(shard: str | None, merge: int | None, functions: Sequence[str] | None,
                     changed_since: str | None, out: Path | None) -> None:
     """--shard and --merge work on every artifact of the project, and are not used together."""
-
     flag = "--shard" if shard is not None else "--merge"
     hint = "shards and their merge build every function: leave out FUNCTION and --changed-since"
     if shard is not None and merge is not None:

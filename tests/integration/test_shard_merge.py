@@ -1,0 +1,155 @@
+"""``lbuild package --shard k/N`` and ``--merge N`` against moto's S3 in server mode on 127.0.0.1.
+
+Each shard and the merge are runners of their own: a copy of the checkout (lbuild.lock included) with an empty
+local cache (``LBUILD_CACHE_DIR``); only the bucket joins them. ``lbuild`` runs in-process (``run_cli``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lbuild.resolver import lockfile
+from tests.integration.test_deploy import Run
+from tests.integration.test_s3_cache import BUCKET, PREFIX, RunCli, counts, objects, project, runner, tree
+from tests.support.moto_server import MotoAws
+
+__all__ = ["project"]  # the fixture of test_s3_cache: three functions, one shared layer, [cache] appended
+ARTIFACTS = 4
+
+
+def locked(run_cli: RunCli, root: Path) -> None:
+    result = run_cli(root, "lock")
+    assert result.code == 0, result.stderr
+
+
+def shard(run_cli: RunCli, root: Path, text: str) -> tuple[Run, dict[str, Any]]:
+    result = run_cli(root, "--json", "package", "--shard", text)
+    assert result.code == 0, result.stderr
+    return result, json.loads(result.stdout)["shard"]
+
+
+def artifacts_in_bucket(aws: MotoAws) -> set[str]:
+    return {k for k in objects(aws) if k.startswith(f"{PREFIX}/artifacts/")}
+
+
+def test_three_shards_then_a_merge_give_the_dist_of_one_run(project: Path, tmp_path: Path, aws_env: MotoAws,
+                                                            run_cli: RunCli,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    aws_env.create_bucket(BUCKET)
+    locked(run_cli, project)
+    owned: dict[str, int] = {}
+    for k in (1, 2, 3):
+        root = runner(project, tmp_path, f"shard-{k}", monkeypatch)
+        _, report = shard(run_cli, root, f"{k}/3")
+        assert (report["index"], report["count"], report["total"]) == (k, 3, ARTIFACTS)
+        listed = report["artifacts"]
+        assert listed, "four artifacts over three shards: none is empty"
+        assert all(not a["cached"] for a in listed)
+        for a in listed:
+            assert f"{a['kind']} {a['name']}" not in owned
+            owned[f"{a['kind']} {a['name']}"] = k
+        assert not (root / "dist").exists(), "a shard writes no dist/"
+        again, report_again = shard(run_cli, root, f"{k}/3")  # deterministic; the local hits are in S3 already
+        assert [a["name"] for a in report_again["artifacts"]] == [a["name"] for a in listed]
+        assert again.recorder.sent["s3.PutObject"] == 0
+    assert len(owned) == ARTIFACTS
+    assert len(artifacts_in_bucket(aws_env)) == 2 * ARTIFACTS  # a zip and its metadata each
+
+    merger = runner(project, tmp_path, "merge", monkeypatch)
+    merged = run_cli(merger, "package", "--merge", "3")
+    assert merged.code == 0, merged.stderr
+    assert counts(merged) == (0, ARTIFACTS)
+    assert merged.recorder.sent["s3.PutObject"] == 0
+
+    single = runner(project, tmp_path, "single", monkeypatch)
+    monkeypatch.setenv("LBUILD_CACHE_MODE", "off")  # one runner, building everything itself
+    alone = run_cli(single, "package", "--locked")
+    assert alone.code == 0, alone.stderr
+    assert counts(alone) == (ARTIFACTS, 0)
+    assert tree(merger / "dist") == tree(single / "dist")  # manifest.json included, byte for byte
+    assert (merger / "dist" / "manifest.json").is_file()
+
+
+def test_a_merge_with_a_shard_missing_is_exit_4_naming_what_it_should_have_built(
+        project: Path, tmp_path: Path, aws_env: MotoAws, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws_env.create_bucket(BUCKET)
+    locked(run_cli, project)
+    reports: dict[int, dict[str, Any]] = {}
+    for k in (1, 3):
+        _, reports[k] = shard(run_cli, runner(project, tmp_path, f"shard-{k}", monkeypatch), f"{k}/3")
+    merger = runner(project, tmp_path, "merge", monkeypatch)
+    merged = run_cli(merger, "package", "--merge", "3")
+    assert merged.code == 4, merged.stderr
+    done = {f"{a['kind']} {a['name']}" for r in reports.values() for a in r["artifacts"]}
+    assert len(done) < ARTIFACTS
+    assert "artifact(s) are in no cache: " in merged.stderr and "(--merge 3)" in merged.stderr
+    assert "(shard 2/3)" in merged.stderr and "(shard 1/3)" not in merged.stderr and "(shard 3/3)" not in merged.stderr
+    assert "hint: run every shard first (`lbuild package --shard k/3`" in merged.stderr
+    assert not (merger / "dist").exists(), "nothing written"
+
+    _, two = shard(run_cli, runner(project, tmp_path, "shard-2", monkeypatch), "2/3")
+    for a in two["artifacts"]:
+        assert f"{a['kind']} {a['name']} (shard 2/3)" in merged.stderr
+    monkeypatch.setenv("LBUILD_CACHE_DIR", str(tmp_path / "merge-cache"))
+    assert run_cli(merger, "package", "--merge", "3").code == 0
+
+
+def test_a_shard_whose_builds_do_not_reach_the_bucket_fails_and_its_local_hits_are_stored_next_time(
+        project: Path, tmp_path: Path, aws_env: MotoAws, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    locked(run_cli, project)
+    root = runner(project, tmp_path, "shard-1", monkeypatch)
+    failed = run_cli(root, "package", "--shard", "1/1")  # the bucket does not exist yet
+    assert failed.code == 6, failed.stderr
+    assert "error: shard 1/1: its artifacts did not all reach the shared cache" in failed.stderr
+    assert f"s3://{BUCKET}/{PREFIX}" in failed.stderr and "run the shard again" in failed.stderr
+
+    aws_env.create_bucket(BUCKET)
+    _, report = shard(run_cli, root, "1/1")  # every artifact a local hit, none in the bucket: stored now
+    assert all(a["cached"] for a in report["artifacts"])
+    assert len(artifacts_in_bucket(aws_env)) == 2 * ARTIFACTS
+    merged = run_cli(runner(project, tmp_path, "merge", monkeypatch), "package", "--merge", "1")
+    assert merged.code == 0 and counts(merged) == (0, ARTIFACTS), merged.stderr
+
+
+def test_a_shard_needs_a_shared_cache_it_can_write(project: Path, tmp_path: Path, aws_env: MotoAws,
+                                                   run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws_env.create_bucket(BUCKET)
+    locked(run_cli, project)
+    plain = tmp_path / "plain"
+    shutil.copytree(project, plain)
+    config = plain / "lbuild.toml"
+    config.write_text(config.read_text().split("\n[cache]")[0] + "\n")
+    refused = run_cli(plain, "package", "--shard", "1/2")
+    assert refused.code == 2, refused.stderr
+    assert "error: --shard 1/2 needs a shared cache it can write, and no [cache]" in refused.stderr
+    assert 'hint: add [cache] bucket = "..." with mode = "read-write"' in refused.stderr
+
+    monkeypatch.setenv("LBUILD_CACHE_MODE", "read")
+    read = run_cli(project, "package", "--shard", "1/2")
+    assert read.code == 2 and "the shared cache's mode is 'read' (LBUILD_CACHE_MODE)" in read.stderr, read.stderr
+    monkeypatch.delenv("LBUILD_CACHE_MODE")
+
+    for args, message in ((("--shard", "3/2"), "--shard 3/2: k must be between 1 and N"),
+                          (("--shard", "two"), "--shard 'two' is not k/N"),
+                          (("--shard", "1/2", "--merge", "2"), "--shard and --merge are two different jobs"),
+                          (("--shard", "1/2", "orders"), "--shard cannot be given function names (orders)"),
+                          (("--merge", "2", "--changed-since", "main"), "--merge cannot be used with --changed-since"),
+                          (("--shard", "1/2", "--out", "x"), "--shard writes no dist/")):
+        bad = run_cli(project, "package", *args)
+        assert bad.code == 2 and f"error: {message}" in bad.stderr, (args, bad.stderr)
+    assert not artifacts_in_bucket(aws_env) and not (project / "dist").exists()
+    assert not (project / "x").exists()
+
+
+def test_shards_and_the_merge_never_relock(project: Path, tmp_path: Path, aws_env: MotoAws, run_cli: RunCli) -> None:
+    aws_env.create_bucket(BUCKET)
+    assert not (project / "lbuild.lock").exists()
+    for args in (("--shard", "1/2"), ("--merge", "2")):
+        result = run_cli(project, "package", *args)
+        assert result.code == 10 and "--locked never re-locks" in result.stderr, result.stderr
+    assert lockfile.read(project / "lbuild.lock") is None
