@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from lbuild.resolver import lockfile
+from tests.integration.test_ci_templates import _actionlint, _init
 from tests.integration.test_deploy import Run
 from tests.integration.test_s3_cache import BUCKET, PREFIX, RunCli, counts, objects, project, runner, tree
 from tests.support.moto_server import MotoAws
@@ -153,3 +156,32 @@ def test_shards_and_the_merge_never_relock(project: Path, tmp_path: Path, aws_en
         result = run_cli(project, "package", *args)
         assert result.code == 10 and "--locked never re-locks" in result.stderr, result.stderr
     assert lockfile.read(project / "lbuild.lock") is None
+
+
+def test_the_github_workflow_s_sharded_build_passes_actionlint(tmp_path: Path) -> None:
+    """The commented matrix block of ``lbuild init --ci github``, uncommented in place of the build job (and the
+    plan job's condition it asks for), is a valid workflow: shards on pushes, then the merge."""
+    code, _, err = _init(tmp_path, "github")
+    assert code == 0, err
+    workflow = tmp_path / ".github" / "workflows" / "lbuild.yml"
+    text = workflow.read_text(encoding="utf-8")
+    start, end = text.index("  # --- sharded build"), text.index("  # --- end of the sharded build")
+    block = [line for line in text[start:end].splitlines()[1:] if line.startswith("  # ") or line == "  #"]
+    code_lines = [line[4:] if line != "  #" else "" for line in block]
+    first = next(i for i, line in enumerate(code_lines) if line == "shard:")
+    jobs = yaml.safe_load("\n".join(code_lines[first:]))
+    assert list(jobs) == ["shard", "build"]
+    assert jobs["shard"]["strategy"]["matrix"]["shard"] == [1, 2, 3]
+    assert jobs["shard"]["steps"][-1]["run"] == "lbuild package --shard ${{ matrix.shard }}/3"
+    assert [s.get("run") for s in jobs["build"]["steps"]].count("lbuild package --merge 3") == 1
+    assert jobs["build"]["needs"] == "shard"
+
+    data = yaml.safe_load(text)
+    data["on"] = data.pop(True)  # YAML 1.1 reads the key `on` as a boolean
+    data["jobs"] = {**jobs, **{k: v for k, v in data["jobs"].items() if k != "build"}}
+    data["jobs"]["plan"]["if"] = "${{ !cancelled() && needs.build.result == 'success' }}"
+    sharded = tmp_path / "sharded.yml"
+    sharded.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    linted = subprocess.run([_actionlint(), "-no-color", str(sharded)], capture_output=True, text=True, check=False,
+                            timeout=120)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
