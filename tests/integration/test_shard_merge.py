@@ -185,3 +185,22 @@ def test_the_github_workflow_s_sharded_build_passes_actionlint(tmp_path: Path) -
     linted = subprocess.run([_actionlint(), "-no-color", str(sharded)], capture_output=True, text=True, check=False,
                             timeout=120)
     assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_the_merge_runs_the_limit_checks_the_shards_leave_to_it(project: Path, tmp_path: Path, aws_env: MotoAws,
+                                                                run_cli: RunCli,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 5,000-byte environment breaks Lambda's 4 KB limit: the shard builds solo's bundle all the same (its bytes
+    do not depend on the environment), the merge is exit 5 naming the function, and writes nothing."""
+    config = project / "lbuild.toml"
+    config.write_text(config.read_text().replace("[functions.solo]\n",
+                                                 f'[functions.solo]\nenvironment = {{ BIG = "{"x" * 5000}" }}\n'))
+    aws_env.create_bucket(BUCKET)
+    locked(run_cli, project)
+    _, report = shard(run_cli, runner(project, tmp_path, "shard-1", monkeypatch), "1/1")
+    assert len(report["artifacts"]) == ARTIFACTS
+    merger = runner(project, tmp_path, "merge", monkeypatch)
+    merged = run_cli(merger, "package", "--merge", "1")
+    assert merged.code == 5, merged.stderr
+    assert "solo" in merged.stderr and "environment" in merged.stderr
+    assert not (merger / "dist").exists()
