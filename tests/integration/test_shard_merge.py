@@ -53,6 +53,7 @@ def test_three_shards_then_a_merge_give_the_dist_of_one_run(project: Path, tmp_p
         listed = report["artifacts"]
         assert listed, "four artifacts over three shards: none is empty"
         assert all(not a["cached"] for a in listed)
+        assert all(set(a) == {"kind", "name", "cache_key", "sha256", "cached"} for a in listed)
         for a in listed:
             assert f"{a['kind']} {a['name']}" not in owned
             owned[f"{a['kind']} {a['name']}"] = k
@@ -118,6 +119,12 @@ def test_a_shard_whose_builds_do_not_reach_the_bucket_fails_and_its_local_hits_a
     merged = run_cli(runner(project, tmp_path, "merge", monkeypatch), "package", "--merge", "1")
     assert merged.code == 0 and counts(merged) == (0, ARTIFACTS), merged.stderr
 
+    monkeypatch.setenv("LBUILD_CACHE_DIR", str(tmp_path / "shard-1-cache"))
+    monkeypatch.setenv("LBUILD_CACHE_MODE", "off")  # the merge on the shard's runner: its local cache is enough
+    local = run_cli(root, "package", "--merge", "1")
+    assert local.code == 0 and counts(local) == (0, ARTIFACTS), local.stderr
+    assert local.recorder.sent["s3.GetObject"] == 0
+
 
 def test_a_shard_needs_a_shared_cache_it_can_write(project: Path, tmp_path: Path, aws_env: MotoAws,
                                                    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,6 +142,9 @@ def test_a_shard_needs_a_shared_cache_it_can_write(project: Path, tmp_path: Path
     monkeypatch.setenv("LBUILD_CACHE_MODE", "read")
     read = run_cli(project, "package", "--shard", "1/2")
     assert read.code == 2 and "the shared cache's mode is 'read' (LBUILD_CACHE_MODE)" in read.stderr, read.stderr
+    monkeypatch.setenv("LBUILD_CACHE_MODE", "off")
+    off = run_cli(project, "package", "--shard", "1/2")
+    assert off.code == 2 and "the shared cache's mode is 'off'" in off.stderr, off.stderr
     monkeypatch.delenv("LBUILD_CACHE_MODE")
 
     for args, message in ((("--shard", "3/2"), "--shard 3/2: k must be between 1 and N"),
@@ -156,6 +166,13 @@ def test_shards_and_the_merge_never_relock(project: Path, tmp_path: Path, aws_en
         result = run_cli(project, "package", *args)
         assert result.code == 10 and "--locked never re-locks" in result.stderr, result.stderr
     assert lockfile.read(project / "lbuild.lock") is None
+    locked(run_cli, project)
+    (project / "functions" / "solo" / "requirements.txt").write_text("pureb\n")  # stale now
+    before = (project / "lbuild.lock").read_bytes()
+    for args in (("--shard", "1/2"), ("--merge", "2")):
+        result = run_cli(project, "package", *args)
+        assert result.code == 10 and "lbuild.lock is not up to date" in result.stderr, result.stderr
+    assert (project / "lbuild.lock").read_bytes() == before and not artifacts_in_bucket(aws_env)
 
 
 def test_the_github_workflow_s_sharded_build_passes_actionlint(tmp_path: Path) -> None:
