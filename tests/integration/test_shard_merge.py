@@ -182,11 +182,7 @@ def test_the_github_workflow_s_sharded_build_passes_actionlint(tmp_path: Path) -
     assert code == 0, err
     workflow = tmp_path / ".github" / "workflows" / "lbuild.yml"
     text = workflow.read_text(encoding="utf-8")
-    start, end = text.index("  # --- sharded build"), text.index("  # --- end of the sharded build")
-    block = [line for line in text[start:end].splitlines()[1:] if line.startswith("  # ") or line == "  #"]
-    code_lines = [line[4:] if line != "  #" else "" for line in block]
-    first = next(i for i, line in enumerate(code_lines) if line == "shard:")
-    jobs = yaml.safe_load("\n".join(code_lines[first:]))
+    jobs = _uncommented(text, "shard:")
     assert list(jobs) == ["shard", "build"]
     assert jobs["shard"]["strategy"]["matrix"]["shard"] == [1, 2, 3]
     assert jobs["shard"]["steps"][-1]["run"] == "lbuild package --shard ${{ matrix.shard }}/3"
@@ -221,3 +217,31 @@ def test_the_merge_runs_the_limit_checks_the_shards_leave_to_it(project: Path, t
     assert merged.code == 5, merged.stderr
     assert "solo" in merged.stderr and "environment" in merged.stderr
     assert not (merger / "dist").exists()
+
+
+def _uncommented(text: str, first: str) -> Any:
+    """The YAML of a CI template's commented sharded block, from its line ``first`` on."""
+    start, end = text.index("# --- sharded build"), text.index("# --- end of the sharded build")
+    body = text[start:end].splitlines()[1:]
+    indent = len(body[0]) - len(body[0].lstrip())  # the block's own indent, then "# "
+    raw = [line[indent + 2:] for line in body]
+    return yaml.safe_load("\n".join(raw[raw.index(first):]))
+
+
+def test_the_gitlab_file_s_sharded_build_is_yaml_with_a_parallel_shard_job_and_the_merge(tmp_path: Path) -> None:
+    code, _, err = _init(tmp_path, "gitlab")
+    assert code == 0, err
+    text = (tmp_path / ".gitlab-ci.yml").read_text(encoding="utf-8")
+    jobs = _uncommented(text, "shard:")
+    assert list(jobs) == ["shard", "package"]
+    shard_job, merge_job = jobs["shard"], jobs["package"]
+    assert shard_job["parallel"] == 3 and shard_job["extends"] == ".aws" and shard_job["stage"] == "build"
+    assert shard_job["script"] == ['lbuild package --shard "$CI_NODE_INDEX/$CI_NODE_TOTAL"']
+    assert shard_job["variables"]["AWS_ROLE_ARN"] == "$AWS_ROLE_CACHE"
+    assert merge_job["needs"] == [{"job": "shard", "optional": True}]
+    assert "lbuild package --merge 3" in merge_job["script"][0]
+    assert merge_job["rules"][0]["variables"]["LBUILD_CACHE_MODE"] == "read"
+    assert merge_job["artifacts"] == {"paths": ["dist/"]}
+    data = yaml.safe_load(text)
+    data.update(jobs)  # in place of the package job: the other jobs' needs still name a job that exists
+    assert all(need in data for job in ("plan-dev", "deploy-dev", "deploy-prod") for need in data[job]["needs"])
