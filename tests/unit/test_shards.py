@@ -63,3 +63,23 @@ def test_bad_shards_are_usage_errors(text: str, message: str) -> None:
         parse_shard(text)
     assert message in raised.value.what and raised.value.exit_code == 2
     assert "--shard k/N" in (raised.value.hint or "")
+
+
+def test_shard_costs_name_each_artifact_by_kind_and_add_its_wheels_and_source() -> None:
+    from pathlib import Path
+
+    from lbuild.builders.package import shard_costs
+    from lbuild.builders.plan import ArtifactSpec
+    from lbuild.builders.sources import SourceFile, SourceTree
+    from lbuild.config import Function
+    from lbuild.resolver.lockfile import LockedPackage, LockedWheel
+
+    def pkg(name: str, size: int) -> LockedPackage:
+        return LockedPackage(name, "1.0", LockedWheel(f"{name}-1.0-py3-none-any.whl", "0" * 64, size))
+
+    fn = object.__new__(Function)  # only its presence matters to the estimate
+    layer = ArtifactSpec("layer", "shop", "layers/shop.zip", "python/", (pkg("a", 1000), pkg("b", 200)))
+    bundle = ArtifactSpec("function", "shop", "functions/shop.zip", "", (pkg("c", 30),), fn)
+    tree = SourceTree(Path("/src"), (SourceFile("app.py", Path("/src/app.py"), 0o644, 4),
+                                     SourceFile("x.py", Path("/src/x.py"), 0o644, 5)), "d")
+    assert shard_costs([layer, bundle], {"shop": tree}) == {"layer shop": 1201, "function shop": 40}
