@@ -303,13 +303,16 @@ def package(
     STATE.stage = stage or STATE.stage
     from lbuild import app as use_cases
 
+    chosen = None
     if shard is not None or merge is not None:
         _check_sharding(shard, merge, functions, changed_since, out)
-    project = _project()
     if shard is not None:
         from lbuild.shards import parse_shard
 
-        _package_shard(project, parse_shard(shard))
+        chosen = parse_shard(shard)  # bad usage is said before lbuild.toml is read
+    project = _project()
+    if chosen is not None:
+        _package_shard(project, chosen)
         return
     changed = _changed(project, changed_since, functions, relock=True, locked=locked)
     if changed is not None and not changed.functions:
