@@ -293,7 +293,7 @@ def package(
     changed_since: ChangedOpt = None,
     shard: Annotated[str | None, typer.Option(
         "--shard", metavar="K/N", help="Build shard K of N (1 <= K <= N) of the artifacts into the local and the "
-        "shared S3 cache (needs [cache] mode \"read-write\"); writes no dist/. Implies --locked.")] = None,
+        "shared S3 cache (its mode must be \"read-write\"); writes no dist/. Implies --locked.")] = None,
     merge: Annotated[int | None, typer.Option(
         "--merge", metavar="N", min=1, help="Assemble dist/ from the caches after N shards: nothing is built, a "
         "missing artifact is exit 4. Implies --locked.")] = None,
