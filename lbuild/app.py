@@ -17,12 +17,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lbuild import manifest, rules, values
+from lbuild import manifest, rules, shards, values
 from lbuild.builders import fresh
 from lbuild.builders import package as builder
+from lbuild.builders.build import artifact_cache
 from lbuild.builders.package import PackageResult
 from lbuild.builders.wheels import WheelStore, cache_dir, remember_credentials
-from lbuild.config import Function, Project, select
+from lbuild.config import CACHE_MODE_ENV, Function, Project, select
 from lbuild.errors import ChangesPending, ConfigError
 from lbuild.manifest import Manifest
 from lbuild.resolver import lock as resolver
@@ -92,10 +93,11 @@ def lock(project: Project, *, upgrade: resolver.Upgrade = False, log: Log) -> Lo
 
 def package(project: Project, names: Sequence[str], out: Path, *, log: Log, locked: bool = False,
             store: WheelStore | None = None, today: dt.date | None = None,
-            profile: str | None = None, aws: aws_mod.Aws | None = None) -> PackageResult:
+            profile: str | None = None, aws: aws_mod.Aws | None = None, merge: int | None = None) -> PackageResult:
     """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``;
     with ``[cache]`` (mode not "off"), the shared S3 cache backs the local one, through ``aws`` (or a client
-    of ``profile``)."""
+    of ``profile``). ``merge`` (``--merge N``, implies ``locked``): build nothing, every artifact from a cache."""
+    locked = locked or merge is not None
     select(project, names)  # unknown names fail before anything is locked
     project = project.build  # a stage never changes what is built
     check_cache_dir()
@@ -104,7 +106,41 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log, lock
     store = store or WheelStore(remote=remote)
     current = _current_lock(project, locked=locked, store=store, log=log)
     resolver.ensure_local_wheels(project, current, store)  # a fresh cache builds local projects again
-    return builder.package(project, current, names, out, log=log, store=store, today=today, remote=remote)
+    return builder.package(project, current, names, out, log=log, store=store, today=today, remote=remote,
+                           merge=merge)
+
+
+def package_shard(project: Project, shard: shards.Shard, *, log: Log, profile: str | None = None,
+                  aws: aws_mod.Aws | None = None) -> builder.ShardResult:
+    """``--shard k/N``: from lbuild.lock as it is (never re-locked), build this shard's share of the artifacts
+    into the local cache and the shared S3 cache (which must be writable: the merge reads it), nothing else."""
+    project = project.build
+    settings = project.cache
+    if settings is None or settings.mode != "read-write":
+        what = "no [cache]" if settings is None else f"the shared cache's mode is {settings.mode!r}"
+        where = CACHE_MODE_ENV if settings is not None and os.environ.get(CACHE_MODE_ENV) else str(project.path)
+        raise ConfigError(f"--shard {shard} needs a shared cache it can write, and {what}", where=where,
+                          hint="add [cache] bucket = \"...\" with mode = \"read-write\" to lbuild.toml (and leave "
+                               f"{CACHE_MODE_ENV} unset): a shard's artifacts reach `lbuild package --merge` "
+                               "only through it")
+    check_cache_dir()
+    remember_credentials(*filter(None, (project.index.index_url, *project.index.extra_index_urls)))
+    remote = shared_cache(project, log, profile, aws)
+    assert remote is not None
+    store = WheelStore(remote=remote)
+    current = _current_lock(project, locked=True, store=store, log=log)
+    resolver.ensure_local_wheels(project, current, store)
+    result = builder.build_shard(project, current, shard, log=log, store=store, remote=remote)
+    for done in result.built:
+        if done.cached:  # a hit of the local cache may be missing from the bucket (expired, or built elsewhere)
+            remote.ensure(done.key, artifact_cache(), done.code_sha256)
+    if remote.unwritten is not None:
+        from lbuild.errors import AwsError
+
+        raise AwsError(f"shard {shard}: its artifacts did not all reach the shared cache: {remote.unwritten}",
+                       where=remote.where, hint="let this job's role read and write the bucket (s3:GetObject, "
+                       "s3:PutObject, s3:ListBucket on the prefix) and run the shard again")
+    return result
 
 
 def shared_cache(project: Project, log: Log, profile: str | None = None,

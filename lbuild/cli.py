@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported where used, so `lbuild --version` and `lbuild lock
     from lbuild.manifest import Manifest
     from lbuild.publisher.aws import Aws
     from lbuild.publisher.plan import Plan
+    from lbuild.shards import Shard
 
 app = typer.Typer(
     name="lbuild",
@@ -290,13 +291,29 @@ def package(
     debug: DebugOpt = False,
     stage: StageOpt = None,
     changed_since: ChangedOpt = None,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", metavar="K/N", help="Build shard K of N (1 <= K <= N) of the artifacts into the local and the "
+        "shared S3 cache (its mode must be \"read-write\"); writes no dist/. Implies --locked.")] = None,
+    merge: Annotated[int | None, typer.Option(
+        "--merge", metavar="N", min=1, help="Assemble dist/ from the caches after N shards: nothing is built, a "
+        "missing artifact is exit 4. Implies --locked.")] = None,
 ) -> None:
     """Lock if needed, split into shared layers and bundles, build reproducible zips, check limits."""
     _merge(config, json_, quiet, debug)
     STATE.stage = stage or STATE.stage
     from lbuild import app as use_cases
 
+    chosen = None
+    if shard is not None or merge is not None:
+        _check_sharding(shard, merge, functions, changed_since, out)
+    if shard is not None:
+        from lbuild.shards import parse_shard
+
+        chosen = parse_shard(shard)  # bad usage is said before lbuild.toml is read
     project = _project()
+    if chosen is not None:
+        _package_shard(project, chosen)
+        return
     changed = _changed(project, changed_since, functions, relock=True, locked=locked)
     if changed is not None and not changed.functions:
         emit({"changed_since": changed.as_dict(), "layers": [], "functions": []},
@@ -306,7 +323,7 @@ def package(
     with progress("packaging") as log:
         result = use_cases.package(project, changed.names if changed else functions or [],
                                    (out or project.root / "dist").resolve(), log=log, locked=locked,
-                                   profile=STATE.profile)
+                                   profile=STATE.profile, merge=merge)
     seconds = time.perf_counter() - started
     built = result.manifest
 
@@ -324,6 +341,40 @@ def package(
              f"functions ({fresh} built, {len(result.built) - fresh} from cache) in {seconds:.2f}s")
 
     emit({**built.as_dict(), **({"changed_since": changed.as_dict()} if changed else {})}, human)
+
+
+def _check_sharding(shard: str | None, merge: int | None, functions: Sequence[str] | None,
+                    changed_since: str | None, out: Path | None) -> None:
+    """--shard and --merge work on every artifact of the project, and are not used together."""
+    flag = "--shard" if shard is not None else "--merge"
+    hint = "shards and their merge build every function: leave out FUNCTION and --changed-since"
+    if shard is not None and merge is not None:
+        raise UsageError("--shard and --merge are two different jobs", where="--shard, --merge",
+                         hint="run `lbuild package --shard k/N` on each of N runners, then `lbuild package --merge N`")
+    if functions:
+        raise UsageError(f"{flag} cannot be given function names ({', '.join(functions)})", where=flag, hint=hint)
+    if changed_since is not None:
+        raise UsageError(f"{flag} cannot be used with --changed-since", where=flag, hint=hint)
+    if shard is not None and out is not None:
+        raise UsageError("--shard writes no dist/, so --out has no use", where="--out",
+                         hint="leave out --out (the merge, `lbuild package --merge N --out DIR`, writes the build)")
+
+
+def _package_shard(project: Project, chosen: Shard) -> None:
+    from lbuild import app as use_cases
+
+    started = time.perf_counter()
+    with progress("packaging") as log:
+        result = use_cases.package_shard(project, chosen, log=log, profile=STATE.profile)
+    seconds = time.perf_counter() - started
+    fresh = sum(1 for b in result.built if not b.cached)
+    document = {"shard": {"index": chosen.index, "count": chosen.count, "total": result.total,
+                          "artifacts": [{"kind": b.kind, "name": b.name, "cache_key": b.key, "sha256": b.sha256,
+                                         "cached": b.cached} for b in result.built]}}
+    emit(document, lambda: info(
+        f"shard {chosen}: {len(result.built)} of {result.total} artifacts ({fresh} built, "
+        f"{len(result.built) - fresh} from cache) in the shared cache in {seconds:.2f}s; no dist/ written "
+        f"(`lbuild package --merge {chosen.count}` assembles it)"))
 
 
 def _changed(project: Project, ref: str | None, names: Sequence[str] | None, *, relock: bool,

@@ -140,9 +140,13 @@ class Builder:
         self.log = log
         self.cache = cache or artifact_cache()
 
-    def build_all(self, specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Target]) -> list[Built]:
-        """Build (or find in the cache) every spec; runs in parallel across artifacts."""
-        sources, keys = artifact_keys(specs, targets, self.epoch, self.root)
+    def build_all(self, specs: Sequence[ArtifactSpec], targets: Mapping[str, rules.Target], *,
+                  scanned: tuple[Mapping[str, SourceTree], Mapping[str, str]] | None = None,
+                  refuse: Callable[[Sequence[ArtifactSpec]], Exception] | None = None) -> list[Built]:
+        """Build (or find in the cache) every spec; runs in parallel across artifacts. ``scanned``: the sources
+        and keys ``artifact_keys`` gave already; ``refuse`` (``--merge``): the error raised for the specs no cache
+        holds, instead of building them."""
+        sources, keys = scanned or artifact_keys(specs, targets, self.epoch, self.root)
         with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:  # each hit is hashed again
             found = list(pool.map(lambda s: self._lookup(keys[s.name], s), specs))
         hits = {s.name: hit for s, hit in zip(specs, found, strict=True)}
@@ -150,6 +154,8 @@ class Builder:
         if missing and self.remote is not None:
             hits.update(self._remote_hits(missing, keys))
             missing = [s for s in specs if hits[s.name] is None]
+        if missing and refuse is not None:
+            raise refuse(missing)
         wheels = {p.wheel.sha256: p for s in missing for p in s.packages}
         if wheels:
             with ThreadPoolExecutor(max_workers=8) as pool:

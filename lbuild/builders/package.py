@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lbuild import __version__, atomic, manifest, rules
+from lbuild import __version__, atomic, manifest, rules, shards
 from lbuild.builders import gitinfo, image, syntax
 from lbuild.builders import sizes as sizes_mod
-from lbuild.builders.build import Builder, Built, RemoteTier, intact
+from lbuild.builders.build import Builder, Built, RemoteTier, artifact_keys, intact
 from lbuild.builders.plan import ArtifactSpec, plan_artifacts, split_inputs
-from lbuild.builders.sources import scan_function
+from lbuild.builders.sources import SourceTree, scan_function
 from lbuild.builders.wheels import WheelStore
 from lbuild.builders.zipper import EPOCH_HINT
 from lbuild.config import Function, Project, select
@@ -71,8 +71,9 @@ def layout(project: Project, lock: Lock, names: Sequence[str]) -> Layout:
 
 def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, log: Log,
             store: WheelStore | None = None, today: dt.date | None = None,
-            remote: RemoteTier | None = None) -> PackageResult:
-    """Build the selected functions (all when ``names`` is empty) and their layers into ``out``.
+            remote: RemoteTier | None = None, merge: int | None = None) -> PackageResult:
+    """Build the selected functions (all when ``names`` is empty) and their layers into ``out``; ``merge``
+    (``--merge N``): build nothing, take every artifact from the caches, as N shards stored them.
 
     The new dist/ is assembled in a directory beside ``out`` and swapped in last: a failure anywhere leaves
     ``out`` as it was. With ``names``, the other functions' entries (and the layers they attach) are kept
@@ -86,7 +87,13 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
         log(f"warning: SOURCE_DATE_EPOCH={epoch} is the time of the last commit (HEAD): every zip changes on every "
             f"commit (every layer republished, every function a new version); {EPOCH_HINT}")
     builder = Builder(project.root, store, epoch, log, remote=remote)
-    built = builder.build_all(plan.specs, plan.targets)
+    if merge is None:
+        built = builder.build_all(plan.specs, plan.targets)
+    else:  # every artifact must be a cache hit: the shards built them
+        scanned = artifact_keys(plan.specs, plan.targets, epoch, project.root)
+        owner = shards.assign(shard_costs(plan.specs, scanned[0]), merge)
+        built = builder.build_all(plan.specs, plan.targets, scanned=scanned,
+                                  refuse=lambda missing: _unsharded(missing, owner, merge))
     by_name = {(b.kind, b.name): b for b in built}
     today = today or dt.date.today()
     all_sizes = tuple(
@@ -105,6 +112,50 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
         built_manifest = _merge(project, old, built_manifest, {fn.name for fn in plan.selected}, out, log)
     _write_dist(out, built, builder.cache, built_manifest, old)
     return PackageResult(built_manifest, out, tuple(built), plan.layer_plan, all_sizes)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What ``--shard k/N`` built (or found in a cache) of the ``total`` artifacts: its own share only."""
+
+    shard: shards.Shard
+    built: tuple[Built, ...]
+    total: int
+
+
+def label(spec: ArtifactSpec) -> str:
+    """An artifact's name in the shard assignment and in messages: ``layer NAME`` or ``function NAME``."""
+    return f"{spec.kind} {spec.name}"
+
+
+def shard_costs(specs: Sequence[ArtifactSpec], sources: Mapping[str, SourceTree]) -> dict[str, int]:
+    """Pure: each artifact's estimated work, from its locked wheels' sizes and its source's bytes."""
+    return {label(s): shards.artifact_cost([p.wheel.size for p in s.packages],
+                                           sources[s.name].bytes if s.function is not None else 0) for s in specs}
+
+
+def build_shard(project: Project, lock: Lock, shard: shards.Shard, *, log: Log, store: WheelStore,
+                remote: RemoteTier | None) -> ShardResult:
+    """Build shard ``shard``'s share of every artifact into the caches (local, then ``remote``); writes no dist/."""
+    plan = layout(project, lock, [])
+    epoch = source_date_epoch()
+    scanned = artifact_keys(plan.specs, plan.targets, epoch, project.root)
+    owner = shards.assign(shard_costs(plan.specs, scanned[0]), shard.count)
+    owned = [s for s in plan.specs if owner[label(s)] == shard.index]
+    syntax.check_sources([s.function for s in owned if s.function is not None], project.root)
+    log(f"shard {shard}: {len(owned)} of {len(plan.specs)} artifacts")
+    builder = Builder(project.root, store, epoch, log, remote=remote)
+    built = builder.build_all(owned, plan.targets, scanned=scanned) if owned else []
+    return ShardResult(shard, tuple(built), len(plan.specs))
+
+
+def _unsharded(missing: Sequence[ArtifactSpec], owner: Mapping[str, int], count: int) -> BuildError:
+    """The merge's error for artifacts no cache holds, each with the shard that should have built it."""
+    named = [f"{label(s)} (shard {owner[label(s)]}/{count})" for s in missing]
+    return BuildError(f"{len(missing)} artifact(s) are in no cache: " + ", ".join(named[:10])
+                      + (" ..." if len(named) > 10 else ""), where=f"--merge {count}",
+                      hint=f"run every shard first (`lbuild package --shard k/{count}` for k = 1..{count}, from the "
+                           "same commit, with [cache] mode = \"read-write\"), then the merge")
 
 
 def check_out(out: Path, default: Path) -> None:

@@ -102,6 +102,7 @@ class S3Cache:
         self._lock = threading.Lock()
         self._broken: str | None = None  # why S3 is not used any more in this run (one warning, then local only)
         self._no_writes = settings.mode != "read-write"
+        self._unwritten: str | None = None  # why a store was given up (``--shard`` fails on it)
 
     @property
     def where(self) -> str:
@@ -113,6 +114,7 @@ class S3Cache:
                 if self._no_writes:
                     return
                 self._no_writes = True
+                self._unwritten = f"{exc.code}: {exc.what}"
             elif self._broken is not None:
                 return
             else:
@@ -218,6 +220,30 @@ class S3Cache:
             self._give_up(exc, writing=True)
 
     # --- write ------------------------------------------------------------------------------------------
+
+    @property
+    def unwritten(self) -> str | None:
+        """Why some of this run's builds may be missing from the bucket (None: every store went through)."""
+        if self._broken is not None:
+            return f"reading {self.where} failed ({self._broken})"
+        if self._unwritten is not None:
+            return f"storing to {self.where} failed ({self._unwritten})"
+        return None
+
+    def ensure(self, key: str, local: Path, code_sha256: str) -> None:
+        """Make sure the bucket holds ``key``, a build the local artifact cache ``local`` had already (a shard's
+        local hit): HEAD its metadata, and store it when it is missing (never raises)."""
+        if self._no_writes or self._broken is not None:
+            return
+        _, meta_key = artifact_keys(self.settings.prefix, key)
+        try:
+            self._call("head_object", meta_key)
+            return
+        except AwsError as exc:
+            if exc.code not in MISSING:
+                self._give_up(exc, writing=False)
+                return
+        self.store(key, local / key[:2] / f"{key}.zip", local / key[:2] / f"{key}.json", code_sha256)
 
     def store(self, key: str, zip_path: Path, meta_path: Path, code_sha256: str) -> None:
         """Upload a local build create-only, zip first, metadata last (read-write mode only; never raises)."""
