@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_deploy import DeployingProject, Run, RunCli
+from tests.integration.test_deploy import ALIAS, Demo, DeployingProject, Run, RunCli
 from tests.support.moto_server import MotoAws
 
 COUNT = 30
@@ -88,3 +88,11 @@ def test_a_function_deleted_behind_lbuilds_back_is_created_again_without_a_read_
     assert [s["what"] for s in _steps(result)] == [f"create function {PROJECT}-f11 and publish its first version"]
     many.deploy()
     assert many.deploy().writes == 0
+
+
+def test_with_an_alias_the_alias_is_still_read_per_function_and_latest_from_the_pages(demo: Demo) -> None:
+    demo.deploy()
+    noop = demo.deploy()
+    assert noop.writes == 0
+    assert noop.counts["lambda.GetAlias"] == len(demo.names)
+    assert [p.get("Qualifier") for p in noop.params("lambda.GetFunction")] == [ALIAS] * len(demo.names)
