@@ -269,11 +269,17 @@ def list_functions(aws: Aws, region: str) -> list[dict[str, Any]]:
 
 def project_tags(aws: Aws, region: str, projects: Sequence[str]) -> dict[str, dict[str, str]]:
     """The tags of every function tagged ``lbuild:project`` with one of ``projects``, by function name (the
-    tagging API's GetResources, 100 a page)."""
-    mappings = aws.pages("resourcegroupstaggingapi", "get_resources", "ResourceTagMappingList",
-                         f"functions tagged {TAG_PROJECT}={','.join(projects)}", region,
-                         TagFilters=[{"Key": TAG_PROJECT, "Values": list(projects)}],
-                         ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100)
+    tagging API's GetResources, 100 a page); none when the identity may not call it (an IAM policy from before
+    ``tag:GetResources`` was in templates/iam-policy.json): every function is then read on its own."""
+    try:
+        mappings = aws.pages("resourcegroupstaggingapi", "get_resources", "ResourceTagMappingList",
+                             f"functions tagged {TAG_PROJECT}={','.join(projects)}", region,
+                             TagFilters=[{"Key": TAG_PROJECT, "Values": list(projects)}],
+                             ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100)
+    except AwsError as exc:
+        if exc.code in ("AccessDenied", "AccessDeniedException"):
+            return {}
+        raise
     return listing.tags_by_function(mappings)
 
 

@@ -4,9 +4,11 @@ per-function reads give."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from tests.integration.test_deploy import ALIAS, Demo, DeployingProject, Run, RunCli
@@ -33,8 +35,8 @@ class Many(DeployingProject):
                       f'requirements = "functions/f{n:02}/requirements.txt"']
         (root / "lbuild.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def run(self, *args: str) -> Run:
-        return self._run(self.root, *args)
+    def run(self, *args: str, before_call: tuple[Callable[..., Any], ...] = ()) -> Run:
+        return self._run(self.root, *args, before_call=before_call)
 
     def arn(self, n: int) -> str:
         return str(self.aws.lambda_.get_function(FunctionName=f"{PROJECT}-f{n:02}")["Configuration"]["FunctionArn"])
@@ -96,3 +98,19 @@ def test_with_an_alias_the_alias_is_still_read_per_function_and_latest_from_the_
     assert noop.writes == 0
     assert noop.counts["lambda.GetAlias"] == len(demo.names)
     assert [p.get("Qualifier") for p in noop.params("lambda.GetFunction")] == [ALIAS] * len(demo.names)
+
+
+def _deny_get_resources(event_name: str, **_: Any) -> None:
+    if event_name.endswith(".GetResources"):
+        raise botocore.exceptions.ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                                              "GetResources")
+
+
+def test_an_identity_without_tag_get_resources_reads_each_function_and_plans_the_same(many: Many) -> None:
+    """moto does not enforce IAM: a before-call handler answers GetResources as AWS does for an identity whose
+    policy predates tag:GetResources (AccessDeniedException)."""
+    many.aws.lambda_.update_function_configuration(FunctionName=f"{PROJECT}-f03", MemorySize=512)
+    denied = many.run("plan", "--json", before_call=(_deny_get_resources,))
+    assert denied.code == 10, denied.stderr
+    assert denied.counts["lambda.GetFunction"] == COUNT
+    assert _steps(denied) == _steps(many.run("plan", "--json"))
