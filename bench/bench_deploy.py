@@ -94,8 +94,9 @@ def add_triggers(workload: Path, endpoint: str, functions: int) -> None:
             extra.append(f"[[functions.{name}.triggers]]\neventbridge = '{{\"source\": [\"bench.{name}\"]}}'\n")
         if n % 5 == 0:
             extra.append(f"[[functions.{name}.triggers]]\ns3 = \"bench-uploads\"\nprefix = \"{name}/\"\n")
-    settings = "log_retention_days = 14\nreserved_concurrency = 2\n"
-    text = text.replace("[project]\n", "[project]\n" + settings, 1)
+    text = text.replace("[project]\n", "[project]\nlog_retention_days = 14\n", 1)
+    for name in names:  # reserved concurrency is a function's own key
+        text = text.replace(f"[functions.{name}]\n", f"[functions.{name}]\nreserved_concurrency = 2\n", 1)
     config.write_text(text + "\n" + "\n".join(extra), encoding="utf-8")
 
 

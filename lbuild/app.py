@@ -1,4 +1,4 @@
-"""The use cases, chained in one place above the stages: lock, package, plan, deploy.
+"""The use cases, chained in one place above the stages: lock, package, plan, deploy, prune, remove.
 
 The resolver, builders and publisher each do one stage and never call the next one; this module decides
 which stages a command runs. ``plan`` reads lbuild.lock and dist/ and writes nothing; ``deploy`` packages
@@ -7,6 +7,7 @@ first (from the build cache when nothing changed).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
@@ -21,19 +22,23 @@ from lbuild.builders import fresh
 from lbuild.builders import package as builder
 from lbuild.builders.package import PackageResult
 from lbuild.builders.wheels import WheelStore, cache_dir, remember_credentials
-from lbuild.config import Project, select
+from lbuild.config import Function, Project, select
 from lbuild.errors import ChangesPending, ConfigError
 from lbuild.manifest import Manifest
 from lbuild.resolver import lock as resolver
 from lbuild.resolver import lockfile
 
 if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: lock and package start without it
+    from lbuild.builders.s3cache import S3Cache
+    from lbuild.changed import FunctionInputs, Selection
     from lbuild.publisher import aws as aws_mod
     from lbuild.publisher import images, lease
     from lbuild.publisher.execute import StepResult
     from lbuild.publisher.plan import Plan, RemoteState, WantedFunction
     from lbuild.publisher.prune import PrunePlan
+    from lbuild.publisher.removed import RemovedFunction
     from lbuild.steps import Step
+    from lbuild.wiring.core import WiringStep
 
 Log = Callable[[str], None]
 Phase = Callable[[str], AbstractContextManager[Log]]  # progress of one phase of work ("planning", ...)
@@ -86,16 +91,32 @@ def lock(project: Project, *, upgrade: resolver.Upgrade = False, log: Log) -> Lo
 
 
 def package(project: Project, names: Sequence[str], out: Path, *, log: Log, locked: bool = False,
-            store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
-    """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``."""
+            store: WheelStore | None = None, today: dt.date | None = None,
+            profile: str | None = None, aws: aws_mod.Aws | None = None) -> PackageResult:
+    """Lock if needed (``locked``: a missing or stale lbuild.lock is an error instead), then build ``out``;
+    with ``[cache]`` (mode not "off"), the shared S3 cache backs the local one, through ``aws`` (or a client
+    of ``profile``)."""
     select(project, names)  # unknown names fail before anything is locked
     project = project.build  # a stage never changes what is built
     check_cache_dir()
     remember_credentials(*filter(None, (project.index.index_url, *project.index.extra_index_urls)))
-    store = store or WheelStore()
+    remote = shared_cache(project, log, profile, aws)
+    store = store or WheelStore(remote=remote)
     current = _current_lock(project, locked=locked, store=store, log=log)
     resolver.ensure_local_wheels(project, current, store)  # a fresh cache builds local projects again
-    return builder.package(project, current, names, out, log=log, store=store, today=today)
+    return builder.package(project, current, names, out, log=log, store=store, today=today, remote=remote)
+
+
+def shared_cache(project: Project, log: Log, profile: str | None = None,
+                 aws: aws_mod.Aws | None = None) -> S3Cache | None:
+    """The S3 tier of ``[cache]``, or None when there is none or its mode is "off" (boto3 is imported only then)."""
+    settings = project.cache
+    if settings is None or settings.mode == "off":
+        return None
+    from lbuild.builders.s3cache import S3Cache
+    from lbuild.publisher.aws import Aws
+
+    return S3Cache(settings, aws or Aws(profile, project.region), log, project.region)
 
 
 def _current_lock(project: Project, *, locked: bool, store: WheelStore, log: Log) -> lockfile.Lock:
@@ -144,6 +165,68 @@ def _shown(project: Project, path: Path) -> str:
         return str(path)
 
 
+# --- changed since a git ref ----------------------------------------------------------------------------
+
+
+def changed(project: Project, ref: str, names: Sequence[str], *, relock: bool, locked: bool = False,
+            log: Log = lambda _: None) -> Selection:
+    """The functions (of ``names``, when given) that changed since git ``ref``, and why.
+
+    ``relock`` (package, deploy): lock first when lbuild.lock is stale (``locked``: refuse instead), so the
+    selection sees the closures package will build; plan reads lbuild.lock as it is.
+    """
+    from lbuild import changed as changed_mod
+    from lbuild import gitdiff
+    from lbuild.config import parse_project
+    from lbuild.errors import LbuildError
+
+    select(project, names)
+    diff = gitdiff.changes(project.root, ref)
+    if relock:
+        check_cache_dir()
+        current: lockfile.Lock | None = _current_lock(project.build, locked=locked, store=WheelStore(), log=log)
+    else:
+        current = lockfile.read(project.lock_path)
+    short = diff.base[:12]
+    old_text, old_lock_text = gitdiff.show(diff, project.path), gitdiff.show(diff, project.lock_path)
+    old_project, config_note = None, f"did not exist at {short}"
+    if old_text is not None:
+        try:
+            old_project = parse_project(old_text, project.path, os.environ, project.stage or "")
+        except LbuildError as exc:  # e.g. a source folder renamed since: compared against today's tree
+            config_note = f"at {short} cannot be read against today's files ({exc.what}): every function counts"
+    old_lock, lock_note = None, f"did not exist at {short}"
+    if old_lock_text is not None:
+        try:
+            old_lock = lockfile.loads(old_lock_text, f"lbuild.lock at {short}")
+        except LbuildError as exc:
+            lock_note = f"at {short} cannot be read ({exc.what})"
+    before = changed_mod.Before(old_project, old_lock, config_note, lock_note)
+    inputs = [_inputs(project, fn, current) for fn in project.functions]
+    selection = changed_mod.select_changed(project, inputs, diff.paths, before, current, ref=ref, base=diff.base,
+                                           names=names)
+    log(f"{len(selection.functions)} of {len(project.functions)} functions changed since {ref} ({short})")
+    return selection
+
+
+def _inputs(project: Project, fn: Function, current: lockfile.Lock | None) -> FunctionInputs:
+    """What ``fn`` is built from in today's tree: source, includes, requirements files, Dockerfile and the
+    local projects its requirements name or its locked closure holds."""
+    from lbuild.changed import FunctionInputs
+    from lbuild.resolver.inputs import read_input
+
+    read = read_input(fn.requirements, project.root)
+    local = {p.directory.resolve() for p in read.local.values()}
+    if current is not None:
+        with contextlib.suppress(KeyError):  # not locked yet: the lock comparison selects it
+            local |= {(project.root / p.wheel.path).resolve() for p in current.closure_packages(fn.name)
+                      if p.source_tree and p.wheel.path}
+    dockerfile = fn.dockerfile.resolve() if fn.dockerfile else None
+    files = [path.resolve() for path in read.files] + ([dockerfile] if dockerfile else [])
+    return FunctionInputs(fn.name, fn.source.resolve(), fn.exclude, tuple(p.resolve() for p in fn.include),
+                          tuple(files), tuple(sorted(local)), dockerfile)
+
+
 # --- plan and deploy ------------------------------------------------------------------------------------
 
 
@@ -162,7 +245,7 @@ class Planned:
     def notes(self) -> tuple[str, ...]:
         """What the plan's reader should know beyond the steps."""
         notes = [f"function {name} was made by this project but is no longer in lbuild.toml: "
-                 "`lbuild remove --all-removed` deletes it" for name in self.removed]
+                 "`lbuild remove --all-removed` unwires and deletes it" for name in self.removed]
         if self.lock is None:
             notes.append("concurrent deploys of this project are not guarded: set artifact_bucket in [project] "
                          "and lbuild holds a deploy lock there")
@@ -211,7 +294,7 @@ def deploy(project: Project, names: Sequence[str], dist: Path, aws: aws_mod.Aws,
             packaged = verified(project, names, dist, log)
     else:
         with phase("packaging") as log:
-            packaged = package(project, names, dist, log=log, locked=locked).manifest
+            packaged = package(project, names, dist, log=log, locked=locked, aws=aws).manifest
     with phase("planning") as log:
         planned = _read_and_plan(project, packaged, names, dist, aws, chosen, log, weight)
     if not planned.plan.changes:  # nothing to do: no lock taken, no write made
@@ -243,6 +326,10 @@ def verified(project: Project, names: Sequence[str], dist: Path, log: Log) -> Ma
         raise BuildError(f"{_shown(project, dist)}/ has no {manifest.FILE}", where=where,
                          hint="pass --from the directory `lbuild package --out DIR` wrote (CI: the artifact of the "
                               "build job)")
+    if project.stage is not None and found.stages and project.stage not in found.stages:
+        raise BuildError(f"{_shown(project, dist)}/ was built from an lbuild.toml without stage {project.stage} "
+                         f"(it has {', '.join(sorted(found.stages))})", where=where,
+                         hint="deploy the dist/ the build job made from this lbuild.toml, or add the stage there")
     entries = {entry.name: entry for entry in found.functions}
     wanted = [fn.name for fn in select(project, names)]
     missing = [name for name in wanted if name not in entries]
@@ -362,3 +449,29 @@ def prune(project: Project, aws: aws_mod.Aws, region: str | None, keep: int, *, 
         still_ours()
         execute_prune(aws, plan, chosen, log)
     return Pruned(plan, deleted=True)
+
+
+# --- remove ---------------------------------------------------------------------------------------------
+
+
+def plan_unwiring(project: Project, aws: aws_mod.Aws, region: str, gone: Sequence[RemovedFunction],
+                  log: Log) -> tuple[WiringStep, ...]:
+    """What lbuild wired for functions about to be deleted, as removal steps: the wiring stage against an empty
+    wanted wiring. Reads only (nothing at all for functions without ``lbuild:wiring`` tags)."""
+    from lbuild.wiring import stage as wiring
+
+    targets = wiring.unwire_targets(project, gone, region)
+    if not targets:
+        return ()
+    log(f"reading what lbuild wired for {len(targets)} function(s)")
+    return tuple(wiring.unwire(targets, wiring.read(aws, region, targets)))
+
+
+def unwire(aws: aws_mod.Aws, region: str, steps: Sequence[WiringStep], again: str,
+           log: Log) -> tuple[StepResult, ...]:
+    """Carry out removal steps phase by phase (unwire, then revoke); a failure raises DeployFailed (exit 6),
+    whose hint is ``again``."""
+    from lbuild.publisher.execute import Executor
+    from lbuild.publisher.plan import Plan
+
+    return tuple(Executor(aws, region, None, log, command="remove", again=again).run(Plan(tuple(steps))))

@@ -20,6 +20,7 @@ from lbuild.errors import ChangesPending, Interrupted, LbuildError, UsageError
 
 if TYPE_CHECKING:  # imported where used, so `lbuild --version` and `lbuild lock` start fast
     from lbuild import app as use_cases
+    from lbuild.changed import Selection
     from lbuild.config import Project
     from lbuild.manifest import Manifest
     from lbuild.publisher.aws import Aws
@@ -288,6 +289,7 @@ def package(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     stage: StageOpt = None,
+    changed_since: ChangedOpt = None,
 ) -> None:
     """Lock if needed, split into shared layers and bundles, build reproducible zips, check limits."""
     _merge(config, json_, quiet, debug)
@@ -295,10 +297,16 @@ def package(
     from lbuild import app as use_cases
 
     project = _project()
+    changed = _changed(project, changed_since, functions, relock=True, locked=locked)
+    if changed is not None and not changed.functions:
+        emit({"changed_since": changed.as_dict(), "layers": [], "functions": []},
+             lambda: info(f"nothing changed since {changed_since}: nothing built"))
+        return
     started = time.perf_counter()
     with progress("packaging") as log:
-        result = use_cases.package(project, functions or [], (out or project.root / "dist").resolve(), log=log,
-                                   locked=locked)
+        result = use_cases.package(project, changed.names if changed else functions or [],
+                                   (out or project.root / "dist").resolve(), log=log, locked=locked,
+                                   profile=STATE.profile)
     seconds = time.perf_counter() - started
     built = result.manifest
 
@@ -315,7 +323,21 @@ def package(
         info(f"wrote {result.out}: {len(built.layers)} layers, {len(built.functions)} "
              f"functions ({fresh} built, {len(result.built) - fresh} from cache) in {seconds:.2f}s")
 
-    emit(built.as_dict(), human)
+    emit({**built.as_dict(), **({"changed_since": changed.as_dict()} if changed else {})}, human)
+
+
+def _changed(project: Project, ref: str | None, names: Sequence[str] | None, *, relock: bool,
+             locked: bool = False) -> Selection | None:
+    """``--changed-since REF``: the functions that changed (of ``names``, when given), each said on stderr."""
+    if ref is None:
+        return None
+    from lbuild import app as use_cases
+
+    with progress("comparing") as log:
+        selection = use_cases.changed(project, ref, names or [], relock=relock, locked=locked, log=log)
+    for chosen in selection.functions:
+        info(f"changed since {ref}: {chosen.name} ({'; '.join(chosen.reasons)})")
+    return selection
 
 
 def _size_table(built: Manifest) -> None:
@@ -345,6 +367,10 @@ FromOpt = Annotated[Path | None, typer.Option(
     "checked against its manifest (exit 4), nothing is locked or built.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
 LockedOpt = Annotated[bool, typer.Option("--locked", help="Fail (exit 10) if lbuild.lock is stale; never re-lock.")]
+ChangedOpt = Annotated[str | None, typer.Option(
+    "--changed-since", metavar="REF", help="Only the functions whose source, requirements, local projects, "
+    "settings or layers changed since git REF (git diff REF...HEAD, plus uncommitted changes); with FUNCTION "
+    "names, only those of them.")]
 FORMATS = ("text", "markdown", "json")
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", metavar="FORMAT", help="text (default), markdown (a summary for a pull request or "
@@ -410,6 +436,7 @@ def plan_command(
     stage: StageOpt = None,
     verbose: VerboseOpt = False,
     format_: FormatOpt = None,
+    changed_since: ChangedOpt = None,
 ) -> None:
     """Show what deploy would do against the live AWS state; exit 10 if anything would change.
 
@@ -423,12 +450,23 @@ def plan_command(
 
     del locked  # plan never locks: --locked is accepted for symmetry with deploy
     project = _project(deploying=True)
+    changed = _changed(project, changed_since, functions, relock=False)
+    if changed is not None:
+        if not changed.functions:
+            if chosen_format == "markdown":
+                typer.echo(f"No function changed since `{changed_since}`: no changes.")
+            else:
+                emit({"changed_since": changed.as_dict(), "steps": [], "changes": 0},
+                     lambda: info(f"nothing changed since {changed_since}: no changes"))
+            return
+        functions = list(changed.names)
     aws = Aws(profile or STATE.profile, None)
     with progress("planning") as log:
         planned = use_cases.plan(project, functions or [], _dist(project, out, from_), aws,
                                  region or STATE.region, log, canary, prebuilt=from_ is not None)
     document = {**planned.plan.as_dict(), "region": planned.region, "requests": _requests(aws),
-                "deploy_lock": planned.lock, "notes": list(planned.notes), "removed": list(planned.removed)}
+                "deploy_lock": planned.lock, "notes": list(planned.notes), "removed": list(planned.removed),
+                **({"changed_since": changed.as_dict()} if changed else {})}
     if chosen_format == "markdown":
         typer.echo(_markdown(project, planned, functions or []))
     else:
@@ -479,12 +517,13 @@ def deploy(
     debug: DebugOpt = False,
     stage: StageOpt = None,
     verbose: VerboseOpt = False,
+    changed_since: ChangedOpt = None,
 ) -> None:
     """Package if needed, take the deploy lock, then publish layers, code, configuration and versions; move
     aliases last (all or nothing)."""
     if dry_run:
         plan_command(functions, out, from_, locked, canary, profile, region, config, json_, quiet, debug,
-                     stage=stage, verbose=verbose)
+                     stage=stage, verbose=verbose, changed_since=changed_since)
         return
     _merge(config, json_, quiet, debug)
     STATE.stage = stage or STATE.stage
@@ -500,6 +539,13 @@ def deploy(
 
     started = time.perf_counter()
     project = _project(deploying=True)
+    changed = _changed(project, changed_since, functions, relock=from_ is None, locked=locked)
+    if changed is not None:
+        if not changed.functions:
+            emit({"changed_since": changed.as_dict(), "changes": 0, "steps": []},
+                 lambda: info(f"nothing changed since {changed_since}: nothing to do"))
+            return
+        functions = list(changed.names)
     aws = Aws(profile or STATE.profile, None)
     deployed = use_cases.deploy(project, functions or [], _dist(project, out, from_), aws, region or STATE.region,
                                 progress, confirm, locked=locked, canary=canary, wait=wait,
@@ -511,7 +557,7 @@ def deploy(
     document = {"region": chosen, "changes": len(plan.changes), "seconds": round(seconds, 3),
                 "steps": [r.as_dict() for r in results] or plan.as_dict()["steps"],
                 "requests": _requests(aws), "deploy_lock": deployed.planned.lock,
-                "notes": list(deployed.planned.notes)}
+                "notes": list(deployed.planned.notes), **({"changed_since": changed.as_dict()} if changed else {})}
 
     def human() -> None:
         if not plan.changes:
@@ -645,9 +691,10 @@ def remove(
     debug: DebugOpt = False,
     stage: StageOpt = None,
 ) -> None:
-    """Delete functions (with their aliases and versions) that were removed from lbuild.toml."""
+    """Unwire, then delete functions (with their aliases and versions) that were removed from lbuild.toml."""
     _merge(config, json_, quiet, debug)
     STATE.stage = stage or STATE.stage
+    from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
     from lbuild.publisher.removed import delete_removed, survey
 
@@ -675,19 +722,32 @@ def remove(
         raise UsageError(f"no function {full} in {chosen}", where=f"function {full}",
                          hint="`lbuild remove --all-removed --dry-run` lists the functions lbuild can remove")
     doomed = found.removed if all_removed else tuple(by_key[name] for name in dict.fromkeys(functions or ()))
-    document = {"region": chosen, "functions": [fn.as_dict() for fn in doomed]}
+    unwiring = use_cases.plan_unwiring(project, aws, chosen, doomed, info)
+    document = {"region": chosen, "functions": [fn.as_dict() for fn in doomed],
+                "unwire": [{"action": type(s).__name__, "what": s.describe(), "reason": s.reason} for s in unwiring]}
 
     def human() -> None:
+        if unwiring:
+            info("unwire first (what lbuild wired for them):")
+            for step in unwiring:
+                info(f" - {step.describe()}: {step.reason}")
+            info("then delete:")
         for fn in doomed:
             info(f" - {fn.name}" + (f" (aliases: {', '.join(fn.aliases)})" if fn.aliases else ""))
-        info(f"{len(doomed)} function(s) to delete" if doomed else "nothing to remove")
+        then = f", after {len(unwiring)} unwiring step(s)" if unwiring else ""
+        info(f"{len(doomed)} function(s) to delete{then}" if doomed else "nothing to remove")
 
     if dry_run or not doomed:
         emit({**document, "deleted": False}, human)
         if dry_run and doomed:
             raise typer.Exit(10)
         return
-    _confirm_deletion(yes, f"delete {len(doomed)} function(s) with their versions and aliases?", human)
+    unwired = "unwire them, then " if unwiring else ""
+    _confirm_deletion(yes, f"{unwired}delete {len(doomed)} function(s) with their versions and aliases?", human)
+    if unwiring:  # before the functions go: nothing of lbuild's may be left pointing at a deleted function
+        again = "lbuild remove " + ("--all-removed" if all_removed else " ".join(fn.key for fn in doomed))
+        use_cases.unwire(aws, chosen, unwiring, f"no function was deleted; `{again}` unwires what is left, then "
+                                                "deletes", info)
     delete_removed(aws, doomed, chosen, info)
     emit({**document, "deleted": True}, lambda: info(f"deleted {len(doomed)} function(s)"))
 

@@ -97,6 +97,22 @@ class Function:
         return rules.Target(self.runtime, self.architecture)
 
 
+#: ``[cache] mode``: read and write the S3 cache, read it only (untrusted jobs such as pull requests), or not use it.
+CACHE_MODES = ("read-write", "read", "off")
+CACHE_MODE_ENV = "LBUILD_CACHE_MODE"
+#: S3's rules for a bucket name (general purpose buckets): 3-63 of a-z 0-9 . -, a letter or digit at each end.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """``[cache]``: the shared build cache in S3, a second tier behind the local one."""
+
+    bucket: str
+    prefix: str = "lbuild"
+    mode: str = "read-write"  # one of CACHE_MODES (LBUILD_CACHE_MODE overrides lbuild.toml)
+
+
 @dataclass(frozen=True)
 class Project:
     """The whole lbuild.toml."""
@@ -116,6 +132,7 @@ class Project:
     deploy_name: str = ""  # what AWS resources are named after: name, or the stage's "<name>-<stage>"
     stage_names: Mapping[str, str] = field(default_factory=dict)  # every stage -> the name it deploys under
     unstaged: Project | None = None  # the project without the stage's overlay: what package builds from
+    cache: CacheSettings | None = None  # [cache]: the shared S3 build cache, when configured
 
     @property
     def build(self) -> Project:
@@ -195,7 +212,8 @@ _OVERRIDABLE = {"runtime", "architecture", "role", "memory", "timeout", "ephemer
 _FUNCTION_ONLY = {"handler", "source", "requirements", "edge", "dockerfile", "image_repository"}
 _PROJECT_KEYS = _PROJECT_ONLY | _OVERRIDABLE | wiring_parse.PROJECT_KEYS
 _FUNCTION_KEYS = _FUNCTION_ONLY | _OVERRIDABLE | wiring_parse.FUNCTION_KEYS
-_TOP_KEYS = {"project", "layers", "functions", "stages"}
+_TOP_KEYS = {"project", "layers", "functions", "stages", "cache"}
+_CACHE_KEYS = {"bucket", "prefix", "mode"}
 _LAYERS_KEYS = {"min_functions"}
 _EDGE_KEYS = {"distribution", "event_type", "path_pattern", "include_body"}
 _VPC_KEYS = {"subnet_ids", "security_group_ids"}
@@ -392,6 +410,7 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str], stage: str 
         image_registry=r.get(project, "image_registry", str, pkey),
         alias=_alias(r, project),
         min_functions=min_functions,
+        cache=_parse_cache(r, data, environ),
     )
 
 
@@ -427,6 +446,38 @@ def _parse_index(r: _Reader, project: Mapping[str, Any], root: Path, environ: Ma
                       'add find_links = ["wheels"] (a directory of wheels), or drop no_index')
     return IndexSettings(index_url, r.strings(project, "extra_index_urls", pkey) or (), find_links, no_index,
                          from_environment)
+
+
+def _parse_cache(r: _Reader, data: Mapping[str, Any], environ: Mapping[str, str]) -> CacheSettings | None:
+    """``[cache]`` (None when absent); ``LBUILD_CACHE_MODE`` overrides its mode and is checked even without it."""
+    ckey = ("cache",)
+    override = environ.get(CACHE_MODE_ENV) or None
+    if override is not None and override not in CACHE_MODES:
+        raise ConfigError(f"{CACHE_MODE_ENV}='{override}' is not a cache mode", where=CACHE_MODE_ENV,
+                          hint=f"use one of {', '.join(CACHE_MODES)} (or unset it to use [cache] mode)")
+    table = r.get(data, "cache", dict, ())
+    if table is None:
+        return None
+    r.check_keys(table, _CACHE_KEYS, ckey)
+    bucket = r.get(table, "bucket", str, ckey, required=True)
+    assert bucket is not None
+    if not _BUCKET_NAME.match(bucket) or ".." in bucket or re.fullmatch(r"[\d.]+", bucket):
+        raise r.error(f"'{bucket}' is not a valid S3 bucket name", (*ckey, "bucket"),
+                      "use 3-63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit "
+                      "(the name only, not s3://... or an ARN)")
+    prefix = r.get(table, "prefix", str, ckey, default="lbuild")
+    assert prefix is not None
+    prefix = prefix.rstrip("/")
+    if prefix.startswith("/") or "//" in prefix or any(part in (".", "..") for part in prefix.split("/")):
+        raise r.error(f"cache prefix '{prefix}' is not a clean S3 key prefix", (*ckey, "prefix"),
+                      'write it as "lbuild" or "team/lbuild" (no leading "/", no empty, "." or ".." parts)')
+    mode = r.get(table, "mode", str, ckey, default="read-write")
+    assert mode is not None
+    if mode not in CACHE_MODES:
+        raise r.error(f"cache mode '{mode}' is not one of {', '.join(CACHE_MODES)}", (*ckey, "mode"),
+                      _did_you_mean(mode, CACHE_MODES) or 'use "read" for pull-request jobs, "read-write" for '
+                      "trusted CI, \"off\" to build locally only")
+    return CacheSettings(bucket, prefix, override or mode)
 
 
 def _alias(r: _Reader, project: Mapping[str, Any]) -> str | None:

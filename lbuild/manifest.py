@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -116,6 +116,9 @@ class Manifest:
     functions: tuple[FunctionEntry, ...]
     source_date_epoch: int | None = None  # the zips' timestamp (SOURCE_DATE_EPOCH), None: lbuild's fixed one
     manifest_version: int = MANIFEST_VERSION
+    #: every stage of lbuild.toml -> the name it deploys under; each uses every artifact here (stages never change
+    #: what is built), so one dist/ serves them all
+    stages: Mapping[str, str] = field(default_factory=dict)
 
     def function(self, name: str) -> FunctionEntry | None:
         return next((f for f in self.functions if f.name == name), None)
@@ -136,6 +139,7 @@ class Manifest:
             "source_date_epoch": self.source_date_epoch,
             "layers": [_layer_dict(layer) for layer in self.layers],
             "functions": [_function_dict(f) for f in self.functions],
+            "stages": {stage: {"name": name, "artifacts": "all"} for stage, name in sorted(self.stages.items())},
         }
 
     def to_json(self) -> str:
@@ -297,7 +301,14 @@ def _manifest(o: _Obj) -> Manifest:
         o.fail(f"manifest_version is {version}; this lbuild reads {MANIFEST_VERSION}")
     return Manifest(o.text("lbuild_version"), o.text("project"), tuple(_layer(x) for x in o.objs("layers")),
                     tuple(_function(x) for x in o.objs("functions")), o.optional_integer("source_date_epoch"),
-                    version)
+                    version, _stages(o))
+
+
+def _stages(o: _Obj) -> dict[str, str]:
+    if not o.has("stages"):
+        return {}
+    stages = o.obj("stages")
+    return {name: stages.obj(name).text("name") for name in stages.data}
 
 
 def _artifact(o: _Obj) -> Artifact:

@@ -1,10 +1,12 @@
 """Build artifacts into the build cache: fetch verified wheels, lay files out, audit binaries, zip.
 
 A cache hit (same key, and the cached zip still hashes to what was built) copies nothing and rebuilds
-nothing; a cached zip that no longer matches is rebuilt, with a warning. Layers put packages under
-``python/``; bundles put the function's source and its own packages at the root. Wheel members are laid out
-and checked by ``wheelfile`` (console scripts, ``__pycache__`` and ``.pyc`` left out; ``.dist-info`` stays) and
-verified against RECORD as they are zipped. Every ELF file, the source's included, is audited first.
+nothing; a cached zip that no longer matches is rebuilt, with a warning. A ``RemoteTier`` (the S3 cache,
+``s3cache``) sits behind the local cache: a local miss asks it first, and a fresh build is offered to it.
+Layers put packages under ``python/``; bundles put the function's source and its own packages at the root.
+Wheel members are laid out and checked by ``wheelfile`` (console scripts, ``__pycache__`` and ``.pyc`` left
+out; ``.dist-info`` stays) and verified against RECORD as they are zipped. Every ELF file, the source's
+included, is audited first.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from lbuild import atomic, rules
 from lbuild.builders import audit, wheelfile, zipper
@@ -50,6 +53,18 @@ class Built:
 
     def path(self, root: Path) -> Path:
         return root / self.key[:2] / f"{self.key}.zip"
+
+
+class RemoteTier(Protocol):
+    """A shared cache behind the local one (``s3cache.S3Cache``); its failures are warnings, never errors."""
+
+    def fetch(self, key: str, local: Path) -> bool:
+        """Put a verified ``<key>.zip`` and ``<key>.json`` into the local artifact cache ``local``, or False."""
+        ...
+
+    def store(self, key: str, zip_path: Path, meta_path: Path, code_sha256: str) -> None:
+        """Offer a local build (its zip, then its metadata) to the shared cache."""
+        ...
 
 
 def artifact_cache() -> Path:
@@ -117,8 +132,9 @@ class Builder:
     """Builds ``ArtifactSpec``s for one target set, using the wheel store and the artifact cache."""
 
     def __init__(self, project_root: Path, store: WheelStore, epoch: int | None, log: Log,
-                 cache: Path | None = None) -> None:
+                 cache: Path | None = None, remote: RemoteTier | None = None) -> None:
         self.root = project_root
+        self.remote = remote
         self.store = store
         self.epoch = epoch
         self.log = log
@@ -131,6 +147,9 @@ class Builder:
             found = list(pool.map(lambda s: self._lookup(keys[s.name], s), specs))
         hits = {s.name: hit for s, hit in zip(specs, found, strict=True)}
         missing = [s for s in specs if hits[s.name] is None]
+        if missing and self.remote is not None:
+            hits.update(self._remote_hits(missing, keys))
+            missing = [s for s in specs if hits[s.name] is None]
         wheels = {p.wheel.sha256: p for s in missing for p in s.packages}
         if wheels:
             with ThreadPoolExecutor(max_workers=8) as pool:
@@ -147,6 +166,18 @@ class Builder:
                     built[futures[future]] = future.result()
                     self.log(f"building artifacts [{done}/{len(futures)}]")
         return [hits[s.name] or built[s.name] for s in specs]  # type: ignore[misc]
+
+    def _remote_hits(self, missing: Sequence[ArtifactSpec], keys: Mapping[str, str]) -> dict[str, Built | None]:
+        """The local misses the remote tier has, copied into the local cache (each key fetched once)."""
+        remote = self.remote
+        assert remote is not None
+        wanted = sorted({keys[s.name] for s in missing})
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            fetched = dict(zip(wanted, pool.map(lambda k: remote.fetch(k, self.cache), wanted), strict=True))
+        hits = {s.name: self._lookup(keys[s.name], s) if fetched[keys[s.name]] else None for s in missing}
+        if any(hits.values()):
+            self.log(f"{sum(1 for h in hits.values() if h)} of {len(missing)} artifacts from the shared cache")
+        return hits
 
     def _lookup(self, key: str, spec: ArtifactSpec) -> Built | None:
         """The cached build of ``key``, named as ``spec`` (another artifact with the same inputs may have built it:
@@ -193,6 +224,8 @@ class Builder:
                       artifact.zip_bytes, artifact.unzipped_bytes, tuple(p.pin for p in spec.packages),
                       tuple(sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))))
         self._save(built)
+        if self.remote is not None:
+            self.remote.store(key, out, self.cache / key[:2] / f"{key}.json", built.code_sha256)
         return built
 
     def _save(self, built: Built) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from lbuild import __version__, atomic, manifest, rules
 from lbuild.builders import gitinfo, image, syntax
 from lbuild.builders import sizes as sizes_mod
-from lbuild.builders.build import Builder, Built, intact
+from lbuild.builders.build import Builder, Built, RemoteTier, intact
 from lbuild.builders.plan import ArtifactSpec, plan_artifacts, split_inputs
 from lbuild.builders.sources import scan_function
 from lbuild.builders.wheels import WheelStore
@@ -70,7 +70,8 @@ def layout(project: Project, lock: Lock, names: Sequence[str]) -> Layout:
 
 
 def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, log: Log,
-            store: WheelStore | None = None, today: dt.date | None = None) -> PackageResult:
+            store: WheelStore | None = None, today: dt.date | None = None,
+            remote: RemoteTier | None = None) -> PackageResult:
     """Build the selected functions (all when ``names`` is empty) and their layers into ``out``.
 
     The new dist/ is assembled in a directory beside ``out`` and swapped in last: a failure anywhere leaves
@@ -84,7 +85,7 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
     if epoch is not None and epoch == gitinfo.head_commit_time(project.root):
         log(f"warning: SOURCE_DATE_EPOCH={epoch} is the time of the last commit (HEAD): every zip changes on every "
             f"commit (every layer republished, every function a new version); {EPOCH_HINT}")
-    builder = Builder(project.root, store, epoch, log)
+    builder = Builder(project.root, store, epoch, log, remote=remote)
     built = builder.build_all(plan.specs, plan.targets)
     by_name = {(b.kind, b.name): b for b in built}
     today = today or dt.date.today()
@@ -179,7 +180,8 @@ def _manifest(project: Project, lock: Lock, plan: LayerPlan, built: Sequence[Bui
             unzipped_with_layers_bytes=b.unzipped_bytes + sum(layer_bytes[n] for n in bundle.layers),
         ))
     functions += [_image_entry(project, lock, built_image, key) for built_image, key in images]
-    return manifest.Manifest(__version__, project.name, layers, tuple(functions), epoch)
+    return manifest.Manifest(__version__, project.name, layers, tuple(functions), epoch,
+                             stages=dict(project.stage_names))
 
 
 def _artifact(b: Built) -> manifest.Artifact:

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import platformdirs
 
@@ -108,11 +108,24 @@ def parse_metadata(data: bytes) -> Metadata:
     )
 
 
-class WheelStore:
-    """The verified, content-addressed store of wheel files."""
+class WheelTier(Protocol):
+    """A shared store of wheels behind the local one (``s3cache.S3Cache``), keyed by the locked sha256."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def fetch_wheel(self, sha256: str, filename: str, target: Path) -> bool:
+        """Put the wheel hashing to ``sha256`` at ``target``, or False; failures are warnings, never errors."""
+        ...
+
+    def store_wheel(self, sha256: str, filename: str, path: Path) -> None:
+        """Offer a verified wheel to the shared store."""
+        ...
+
+
+class WheelStore:
+    """The verified, content-addressed store of wheel files (``remote``: a shared tier asked on a local miss)."""
+
+    def __init__(self, root: Path | None = None, remote: WheelTier | None = None) -> None:
         self.root = (root or cache_dir()) / "wheels"
+        self.remote = remote
 
     def location(self, ref: WheelRef) -> Path:
         return self.root / ref.sha256[:2] / ref.sha256 / ref.filename
@@ -132,6 +145,9 @@ class WheelStore:
             target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
         with self._temporary(target.parent) as tmp:
+            if self.remote is not None and self.remote.fetch_wheel(ref.sha256, ref.filename, Path(tmp)):
+                os.replace(tmp, target)  # the tier checked the bytes against ref.sha256
+                return target
             digest = self._copy_in(ref, tmp)
             if digest != ref.sha256:
                 raise ResolutionError(
@@ -142,6 +158,8 @@ class WheelStore:
                 )
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
+        if self.remote is not None:
+            self.remote.store_wheel(ref.sha256, ref.filename, target)
         return target
 
     def _metadata_path(self, ref: WheelRef) -> Path:

@@ -125,6 +125,19 @@ class Aws:
                 items += page.get(key, [])
         return items
 
+    def chunks(self, body: Any, resource: str, size: int = 1 << 20) -> Iterator[bytes]:
+        """An S3 object's streaming body, chunk by chunk; a lost connection becomes an AwsError."""
+        with _translated("get_object", resource):
+            yield from body.iter_chunks(size)
+
+    def read(self, body: Any, limit: int, resource: str) -> bytes:
+        """At most ``limit`` bytes of an S3 object's streaming body; a lost connection becomes an AwsError."""
+        with _translated("get_object", resource):
+            try:
+                return bytes(body.read(limit))
+            finally:
+                body.close()
+
 
 @contextmanager
 def _translated(operation: str, resource: str, role: str | None = None) -> Iterator[None]:

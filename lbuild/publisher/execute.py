@@ -84,7 +84,10 @@ class Executor:
     """
 
     def __init__(self, aws: aws_mod.Aws, region: str, bucket: str | None, log: Log, workers: int = 16,
-                 wait: bool = False, registry: images.Registry | None = None, guard: Guard | None = None) -> None:
+                 wait: bool = False, registry: images.Registry | None = None, guard: Guard | None = None,
+                 command: str = "deploy", again: str | None = None) -> None:
+        self.command = command  # names the run in a failure's message: "deploy stopped: ..."
+        self.again = again  # the failure's last hint (default: run `lbuild deploy` again)
         self.wait = wait
         self.registry = registry
         self.image_uris: dict[str, str] = {}
@@ -230,7 +233,7 @@ class Executor:
             return [r.step.describe() for r in self.results if r.status in statuses]
 
         first = failures[0]
-        what = "deploy stopped: " + ("interrupted" if interrupted else first.what)
+        what = f"{self.command} stopped: " + ("interrupted" if interrupted else first.what)
         if len(failures) > 1:
             what += f" (and {len(failures) - 1} more failure(s))"
         not_run = named("not run")
@@ -248,6 +251,7 @@ class Executor:
                     for r in self.results)
         finish = "run `lbuild deploy` again to finish" if moved else \
             "no alias was moved; run `lbuild deploy` again to finish"
+        finish = self.again or finish
         hint = (first.hint + "; " if first.hint and not interrupted else "") + finish
         code = first.code if isinstance(first, AwsError) else None
         operation = first.operation if isinstance(first, AwsError) else None

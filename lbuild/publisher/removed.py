@@ -7,7 +7,7 @@ matching name is never touched. Reads and deletes go through the Aws wrapper.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lbuild.config import Project
@@ -22,6 +22,12 @@ class RemovedFunction:
     name: str  # the Lambda function name
     arn: str
     aliases: tuple[str, ...]
+    tags: Mapping[str, str] = field(default_factory=dict, compare=False)  # as ListTags answered
+    listed: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # its ListFunctions entry
+
+    @property
+    def account(self) -> str:
+        return self.arn.split(":")[4]
 
     def as_dict(self) -> dict[str, Any]:
         return {"function": self.key, "name": self.name, "aliases": list(self.aliases)}
@@ -53,7 +59,7 @@ def survey(aws: aws_mod.Aws, project: Project, region: str,
         if key in {f.name for f in project.functions}:  # tagged as a function lbuild.toml still has
             continue
         aliases = aws.pages("lambda", "list_aliases", "Aliases", f"function {name}", region, FunctionName=name)
-        removed.append(RemovedFunction(key, name, arn, tuple(sorted(a["Name"] for a in aliases))))
+        removed.append(RemovedFunction(key, name, arn, tuple(sorted(a["Name"] for a in aliases)), tags, fn))
     return Survey(tuple(removed), tuple(foreign))
 
 

@@ -68,6 +68,10 @@ class Target:
         """The ARN events invoke: the alias when there is one."""
         return f"{self.function_arn}:{self.qualifier}" if self.qualifier else self.function_arn
 
+    def invokes(self, arn: str) -> bool:
+        """Whether ``arn`` names this function (unqualified, or with any version or alias)."""
+        return arn == self.function_arn or arn.startswith(self.function_arn + ":")
+
     def had(self, prefix: str) -> list[str]:
         """The values of recorded tokens ``prefix=VALUE`` (or ``[prefix]`` for a bare token)."""
         out = [t.split("=", 1)[1] for t in self.recorded if t.startswith(prefix + "=")]

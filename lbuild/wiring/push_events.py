@@ -127,10 +127,6 @@ def buses(targets: Sequence[Target]) -> list[str]:
                   {b for target in targets for b in target.had(TOKEN)})
 
 
-def _invokes(target: Target, arn: str) -> bool:
-    return arn == target.function_arn or arn.startswith(target.function_arn + ":")
-
-
 # --- read and plan -------------------------------------------------------------------------------------------
 
 
@@ -226,7 +222,7 @@ def plan(targets: Sequence[Target], live: Mapping[str, Sequence[Rule]]) -> list[
                                  trigger.label()))
         for bus in buses([target]):
             for rule in live.get(bus, ()):
-                if (bus, rule.name) in wanted or not _invokes(target, rule.targets.get(TARGET_ID, "")):
+                if (bus, rule.name) in wanted or not target.invokes(rule.targets.get(TARGET_ID, "")):
                     continue
                 steps.append(DeleteRule("no longer in lbuild.toml", target.name, rule.name, bus,
                                         tuple(sorted(rule.targets))))

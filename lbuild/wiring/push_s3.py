@@ -179,7 +179,7 @@ def owned(target: Target, raw: Mapping[str, Any]) -> bool:
     ident = str(raw.get("Id", ""))
     arn = str(raw.get("LambdaFunctionArn", ""))
     return (re.fullmatch(rf"lbuild-{re.escape(target.project)}-{re.escape(target.key)}-[0-9a-f]{{8}}", ident)
-            is not None and (arn == target.function_arn or arn.startswith(target.function_arn + ":")))
+            is not None and target.invokes(arn))
 
 
 def _triggers(target: Target) -> list[S3Trigger]:

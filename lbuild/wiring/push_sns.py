@@ -95,10 +95,6 @@ def _region(topic: str) -> str:
     return topic.split(":")[3]
 
 
-def _ours(target: Target, endpoint: str) -> bool:
-    return endpoint == target.function_arn or endpoint.startswith(target.function_arn + ":")
-
-
 @dataclass(frozen=True)
 class Subscription:
     arn: str
@@ -129,7 +125,7 @@ def read(aws: Aws, region: str, targets: Sequence[Target]) -> dict[str, list[Sub
             endpoint = str(raw.get("Endpoint", ""))
             arn = str(raw.get("SubscriptionArn", ""))
             if raw.get("Protocol") != "lambda" or not arn.startswith("arn:") or \
-                    not any(_ours(t, endpoint) for t in targets):
+                    not any(t.invokes(endpoint) for t in targets):
                 continue
             attributes = aws.call("sns", "get_subscription_attributes", f"subscription {arn}", _region(topic),
                                   SubscriptionArn=arn).get("Attributes", {})
@@ -182,7 +178,7 @@ def plan(targets: Sequence[Target], live: Mapping[str, Sequence[Subscription]]) 
     for target in targets:
         wanted = {t.source: t for t in _triggers(target)}
         for topic in sorted(set(wanted) | set(target.had(TOKEN))):
-            subs = [s for s in live.get(topic, ()) if _ours(target, s.endpoint)]
+            subs = [s for s in live.get(topic, ()) if target.invokes(s.endpoint)]
             trigger = wanted.get(topic)
             keep = next((s for s in subs if trigger is not None and s.endpoint == target.arn), None)
             steps += [Unsubscribe("no longer in lbuild.toml" if trigger is None else "the function's qualifier moved",

@@ -11,11 +11,16 @@ from typing import TYPE_CHECKING, Any, cast
 from lbuild.steps import Step
 from lbuild.wiring import core, esm, http, permissions, push, schedule, settings
 from lbuild.wiring.core import Family, Target, WiringStep
+from lbuild.wiring.model import Wiring
 
 if TYPE_CHECKING:
     from lbuild.config import Project
     from lbuild.publisher.aws import Aws
     from lbuild.publisher.plan import RemoteState, WantedFunction
+    from lbuild.publisher.removed import RemovedFunction
+
+#: The phases of a removal: what ``unwire`` keeps of a plan against an empty wiring.
+REMOVAL_PHASES = frozenset({core.UNWIRE, core.UNPERMIT})
 
 #: Every family, in no particular order (the phases order their steps).
 FAMILIES: tuple[ModuleType, ...] = (settings, esm, push, schedule, http, permissions)
@@ -87,3 +92,27 @@ def apply(aws: Aws, region: str, step: WiringStep) -> str:
         if applier is not None:
             return applier(aws, region, step)
     raise AssertionError(f"no applier for {type(step).__name__}")
+
+
+def unwire_targets(project: Project, gone: Sequence[RemovedFunction], region: str) -> list[Target]:
+    """Functions about to be deleted, as targets that want nothing: every family then plans the removal of what
+    their ``lbuild:wiring`` tokens (and its ``lbuild-`` names) say lbuild wired for them. Only those with
+    recorded tokens: the others have nothing of lbuild's to unwire (and cost no read)."""
+    out = []
+    for fn in gone:
+        recorded = core.recorded(fn.tags)
+        if not recorded:
+            continue
+        listed = fn.listed
+        storage = listed.get("EphemeralStorage") or {}
+        out.append(Target(fn.key, fn.name, project.deploy_name, region, fn.account, project.alias,
+                          int(listed.get("Timeout") or 3), str(listed.get("Runtime") or ""),
+                          "image" if listed.get("PackageType") == "Image" else "zip",
+                          int(storage.get("Size") or 512), Wiring(), recorded, True, dict(fn.tags)))
+    return out
+
+
+def unwire(found: Sequence[Target], live: Mapping[str, Any]) -> list[WiringStep]:
+    """The removals of ``plan`` (phases UNWIRE and UNPERMIT) for targets that want nothing. Pure. The rest goes
+    with the function: its concurrency, async and URL configs; the tag rewrite; its log group stays."""
+    return [s for s in plan(found, live) if isinstance(s, WiringStep) and s.phase in REMOVAL_PHASES]

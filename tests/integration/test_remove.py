@@ -59,7 +59,7 @@ def test_remove_all_removed_deletes_a_function_dropped_from_lbuild_toml_and_noth
     dry = demo.run("remove", "--all-removed", "--dry-run", "--json")
     assert dry.code == 10, dry.stderr
     assert dry.json() == {"region": "eu-west-1", "deleted": False,
-                          "functions": [{"function": "old", "name": _fn("old"), "aliases": [ALIAS]}]}
+                          "functions": [{"function": "old", "name": _fn("old"), "aliases": [ALIAS]}], "unwire": []}
     assert dry.writes == 0 and demo.versions("old") == ["1", "2"]
 
     before = {name: (demo.versions(name), demo.alias_version(name)) for name in FUNCTIONS}

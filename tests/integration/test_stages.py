@@ -183,3 +183,22 @@ def test_every_stage_packages_the_same_manifest(demo: Demo, monkeypatch: Any) ->
     assert (demo.root / "dist" / "manifest.json").read_bytes() == dev
     demo.deploy("--stage", "dev")
     assert (demo.root / "dist" / "manifest.json").read_bytes() == dev, "deploy packages the same build"
+
+
+def test_the_manifest_records_every_stage_and_from_refuses_a_stage_the_build_did_not_have(
+        demo: Demo, tmp_path: Path, monkeypatch: Any) -> None:
+    _staged(demo)
+    monkeypatch.setenv("DEMO_DEV_DB", DEV_SECRET)
+    assert demo.run("package").code == 0
+    written = json.loads((demo.root / "dist" / "manifest.json").read_text(encoding="utf-8"))
+    assert written["stages"] == {"dev": {"name": "demo-dev", "artifacts": "all"},
+                                 "prod": {"name": "demo-prod", "artifacts": "all"}}
+    artifact = tmp_path / "artifact"
+    shutil.copytree(demo.root / "dist", artifact)
+
+    config = demo.root / "lbuild.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '\n[stages.qa]\nmemory = 256\n', encoding="utf-8")
+    result = demo.run("deploy", "--stage", "qa", "--from", str(artifact), "--yes")
+    assert result.code == 4, result.stderr
+    assert f"error: {artifact}/ was built from an lbuild.toml without stage qa (it has dev, prod)" in result.stderr
+    assert result.writes == 0 and demo.functions() == set()
