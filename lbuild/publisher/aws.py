@@ -42,7 +42,8 @@ _READ_PREFIXES = ("Get", "List", "Head", "Describe", "Simulate")
 #: 5xx and connection errors, with botocore's capped exponential backoff (1, 2, 4, 8, 16 s of jitter at most),
 #: so that a persistent throttle fails within a minute instead of retrying for ten.
 RETRY_ATTEMPTS = 6
-#: A deploy of some functions only (``-f``) reads them by ListFunctions from this many (a page is 50), one by one below.
+#: A deploy of named functions only (``lbuild deploy f1 f2``) reads them by ListFunctions from this many (a page
+#: holds 50), one by one below; a whole deploy always sweeps (it lists the region to find removed functions).
 SWEEP_FROM = 50
 NOT_FOUND = frozenset({"ResourceNotFoundException", "NoSuchEntity", "404", "NotFound", "NoSuchKey",
                        "RepositoryNotFoundException", "NoSuchDistribution"})
