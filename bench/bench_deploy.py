@@ -5,8 +5,9 @@
                                  [--triggers]
 
 Measures, in one run: the first deploy (everything created) and a no-op deploy (nothing changed), with wall
-time and lbuild's own request counts (reads, writes; the no-op must write nothing and read at most 3 per
-function), plus a deploy after one function's source changed. ``lbuild package`` runs first, untimed, so
+time and lbuild's own request counts (reads, writes; the no-op must write nothing and read in pages, not per
+function), plus a deploy after one function's source changed. moto answers ListFunctions in one page whatever
+its size (AWS: 50 a page) and ends a GetResources page at 100 tags. ``lbuild package`` runs first, untimed, so
 the figures are about publishing. Needs moto[server] (lbuild's test extra) in the running interpreter.
 
 ``--throttle RATE`` adds, in the same run, first deploys from an empty moto through the fault proxy of
@@ -179,12 +180,13 @@ def main() -> None:
     functions = options.functions
     triggers = ", with triggers and settings" if options.triggers else ""
     print(f"\nlbuild deploy against moto server, {functions} functions ({options.pool} pool{triggers})")
-    print(f"{'step':34} {'wall s':>8} {'reads':>6} {'writes':>6} {'reads/fn':>8}")
+    print(f"{'step':34} {'wall s':>8} {'reads':>6} {'writes':>6} {'reads/fn':>8} {'calls/100 fn':>12}")
     for label, seconds, requests in rows:
         reads = requests["reads"] if requests else ""
         writes = requests["writes"] if requests else ""
         per = f"{requests['reads'] / functions:.2f}" if requests else ""
-        print(f"{label:34} {seconds:8.2f} {reads!s:>6} {writes!s:>6} {per:>8}")
+        hundred = f"{(requests['reads'] + requests['writes']) * 100 / functions:.1f}" if requests else ""
+        print(f"{label:34} {seconds:8.2f} {reads!s:>6} {writes!s:>6} {per:>8} {hundred:>12}")
     options.out.write_text(json.dumps([{"step": r[0], "seconds": round(r[1], 3), "requests": r[2]} for r in rows],
                                       indent=2), encoding="utf-8")
     print(f"\nresults: {options.out}")

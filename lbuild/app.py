@@ -417,13 +417,16 @@ def _read_and_plan(project: Project, found: Manifest, names: Sequence[str], dist
     preflight.check_roles(project, names, aws, log)
     external_layers.check_external_layers(project, found, names, aws)
     log(f"reading the state of {len(functions)} functions and {len(layers)} layers in {region}")
-    remote = aws_mod.read_state(aws, layers, functions, project.alias, region, project.artifact_bucket, big)
+    # a whole deploy sweeps ListFunctions anyway (to find removed functions): its state comes from the same pages
+    listed = aws_mod.list_functions(aws, region) if not names or len(functions) >= aws_mod.SWEEP_FROM else None
+    remote = aws_mod.read_state(aws, layers, functions, project.alias, region, project.artifact_bucket, big,
+                                listed=listed)
     if registry is not None:
         remote = replace(remote, images={
             f.name: images.remote_digest(f.image.repository, f.image.tag, registry) for f in functions if f.image
         })
     lock = f"s3://{project.artifact_bucket}/{lease.lock_key(project.deploy_name)}" if project.artifact_bucket else None
-    removed = () if names else tuple(r.name for r in find_removed(aws, project, region))
+    removed = () if names else tuple(r.name for r in find_removed(aws, project, region, listed))
     steps = plan_steps(project, layers, functions, remote, project.alias, weight).steps
     steps = from_cache.apply(project.cache, found, steps, aws, region, log, project.artifact_bucket)
     return Planned(Plan(steps + _plan_wiring(project, functions, remote, aws, region, log)), region, found,

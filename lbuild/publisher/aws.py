@@ -25,8 +25,9 @@ from botocore.config import Config
 
 from lbuild import __version__
 from lbuild.errors import AwsError, ConfigError
-from lbuild.publisher import edge
+from lbuild.publisher import edge, listing
 from lbuild.publisher.plan import (
+    TAG_PROJECT,
     RemoteFunction,
     RemoteState,
     WantedFunction,
@@ -41,6 +42,9 @@ _READ_PREFIXES = ("Get", "List", "Head", "Describe", "Simulate")
 #: 5xx and connection errors, with botocore's capped exponential backoff (1, 2, 4, 8, 16 s of jitter at most),
 #: so that a persistent throttle fails within a minute instead of retrying for ten.
 RETRY_ATTEMPTS = 6
+#: A deploy of named functions only (``lbuild deploy f1 f2``) reads them by ListFunctions from this many (a page
+#: holds 50), one by one below; a whole deploy always sweeps (it lists the region to find removed functions).
+SWEEP_FROM = 50
 NOT_FOUND = frozenset({"ResourceNotFoundException", "NoSuchEntity", "404", "NotFound", "NoSuchKey",
                        "RepositoryNotFoundException", "NoSuchDistribution"})
 THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling", "SlowDown",
@@ -221,25 +225,11 @@ def account_id(aws: Aws, region: str) -> str:
     return str(aws.call("sts", "get_caller_identity", "the caller's identity", region)["Account"])
 
 
-def read_function(aws: Aws, name: str, alias: str | None, region: str) -> RemoteFunction | None:
-    try:
-        latest = aws.call("lambda", "get_function", f"function {name}", region, FunctionName=name)
-    except AwsError as exc:
-        if not_found(exc):
-            return None
-        raise
-    configuration = latest["Configuration"]
-    remote = RemoteFunction(
-        name=name,
-        arn=configuration["FunctionArn"],
-        code_sha256=configuration.get("CodeSha256", ""),
-        revision_id=configuration.get("RevisionId"),
-        architecture=(configuration.get("Architectures") or ["x86_64"])[0],
-        config=config_from_aws(configuration),
-        tags=latest.get("Tags") or {},
-        image_uri=(latest.get("Code") or {}).get("ImageUri"),
-    )
-    if alias is None:
+def read_function(aws: Aws, name: str, alias: str | None, region: str,
+                  listed: RemoteFunction | None = None) -> RemoteFunction | None:
+    """A function's state: $LATEST by GetFunction (or ``listed``, from the listings), then its alias."""
+    remote = listed or _read_latest(aws, name, region)
+    if remote is None or alias is None:
         return remote
     try:
         got = aws.call("lambda", "get_alias", f"alias {alias} of {name}", region, FunctionName=name, Name=alias)
@@ -259,6 +249,52 @@ def read_function(aws: Aws, name: str, alias: str | None, region: str) -> Remote
     canary = aws.call("lambda", "get_function", f"version {next(iter(weights))} of {name}", region,
                       FunctionName=name, Qualifier=next(iter(weights)))["Configuration"]
     return replace(remote, canary_code_sha256=canary.get("CodeSha256"), canary_config=config_from_aws(canary))
+
+
+def _read_latest(aws: Aws, name: str, region: str) -> RemoteFunction | None:
+    try:
+        latest = aws.call("lambda", "get_function", f"function {name}", region, FunctionName=name)
+    except AwsError as exc:
+        if not_found(exc):
+            return None
+        raise
+    configuration = latest["Configuration"]
+    return RemoteFunction(
+        name=name,
+        arn=configuration["FunctionArn"],
+        code_sha256=configuration.get("CodeSha256", ""),
+        revision_id=configuration.get("RevisionId"),
+        architecture=(configuration.get("Architectures") or ["x86_64"])[0],
+        config=config_from_aws(configuration),
+        tags=latest.get("Tags") or {},
+        image_uri=(latest.get("Code") or {}).get("ImageUri"),
+    )
+
+
+def _absent() -> None:
+    """A function the ListFunctions sweep does not hold: it does not exist."""
+    return None
+
+
+def list_functions(aws: Aws, region: str) -> list[dict[str, Any]]:
+    """Every function of the region (ListFunctions, 50 a page): their $LATEST configurations, without tags."""
+    return aws.pages("lambda", "list_functions", "Functions", "functions", region)
+
+
+def project_tags(aws: Aws, region: str, projects: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The tags of every function tagged ``lbuild:project`` with one of ``projects``, by function name (the
+    tagging API's GetResources, 100 a page); none when the identity may not call it (an IAM policy from before
+    ``tag:GetResources`` was in templates/iam-policy.json): every function is then read on its own."""
+    try:
+        mappings = aws.pages("resourcegroupstaggingapi", "get_resources", "ResourceTagMappingList",
+                             f"functions tagged {TAG_PROJECT}={','.join(projects)}", region,
+                             TagFilters=[{"Key": TAG_PROJECT, "Values": list(projects)}],
+                             ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100)
+    except AwsError as exc:
+        if exc.code in ("AccessDenied", "AccessDeniedException"):
+            return {}
+        raise
+    return listing.tags_by_function(mappings)
 
 
 def distribution_config(aws: Aws, distribution: str) -> tuple[dict[str, Any], str]:
@@ -362,11 +398,15 @@ def object_exists(aws: Aws, bucket: str, key: str, region: str) -> bool:
 
 
 def read_state(aws: Aws, layers: Sequence[WantedLayer], functions: Sequence[WantedFunction], alias: str | None,
-               region: str, bucket: str | None, big_keys: Sequence[str], workers: int = 16) -> RemoteState:
+               region: str, bucket: str | None, big_keys: Sequence[str], workers: int = 16,
+               listed: Sequence[Mapping[str, Any]] | None = None) -> RemoteState:
     """Read, in parallel, everything the planner compares against.
 
     Layers cost pages, not calls: one ListLayers sweep gives each layer's latest version, which (layer names
     being content-addressed) is the one lbuild wants; only a layer whose latest version is another is listed.
+    With ``listed`` (the region's ListFunctions sweep), functions cost pages too: their tags come from one
+    GetResources sweep, and only a function the listings do not settle is read on its own
+    (``lbuild.publisher.listing``); an alias is still read per function.
     """
     if bucket and big_keys:
         aws.call("s3", "head_bucket", f"s3://{bucket}", region, Bucket=bucket)  # a missing bucket fails the plan
@@ -375,14 +415,22 @@ def read_state(aws: Aws, layers: Sequence[WantedLayer], functions: Sequence[Want
     latest = {item["LayerName"]: item.get("LatestMatchingVersion") or {}
               for item in aws.pages("lambda", "list_layers", "Layers", "layers", region)} if layers else {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        fn_futures = {
-            f.name: pool.submit(read_edge_function, aws, f, distributions[f.edge.distribution]) if f.edge
-            else pool.submit(read_function, aws, f.name, alias, f.region or region)
-            for f in functions
-        }
         layer_futures = {layer.name: pool.submit(_layer_version, aws, layer, region, latest) for layer in layers}
         object_futures = {key: pool.submit(object_exists, aws, bucket, key, region) for key in big_keys} \
             if bucket else {}
+        known: dict[str, RemoteFunction | None] = {}
+        if listed is not None:
+            swept = [f for f in functions if f.edge is None and (f.region or region) == region]
+            present = {str(e["FunctionName"]) for e in listed}
+            projects = sorted({f.tags[TAG_PROJECT] for f in swept if f.name in present and TAG_PROJECT in f.tags})
+            tags = project_tags(aws, region, projects) if projects else {}
+            known = listing.sweep(swept, listed, tags, {name: f.result() for name, f in layer_futures.items()})[0]
+        fn_futures = {
+            f.name: pool.submit(read_edge_function, aws, f, distributions[f.edge.distribution]) if f.edge
+            else pool.submit(_absent) if f.name in known and known[f.name] is None
+            else pool.submit(read_function, aws, f.name, alias, f.region or region, known.get(f.name))
+            for f in functions
+        }
         return RemoteState(
             functions={name: f.result() for name, f in fn_futures.items()},
             layers={name: f.result() for name, f in layer_futures.items()},

@@ -390,6 +390,15 @@ def managed_keys(tags: Mapping[str, str]) -> set[str]:
             for key in value.split(" ") if key}
 
 
+def tag_changes(fn: WantedFunction, current: RemoteFunction) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The tags to set and the keys to remove: lbuild's own and the user keys lbuild recorded, never the
+    wiring stage's nor a key someone else set."""
+    add = {k: v for k, v in fn.tags.items() if current.tags.get(k) != v}
+    remove = tuple(sorted(k for k in current.tags if k not in fn.tags and not is_wiring_tag(k)
+                          and (k.startswith("lbuild:") or k in managed_keys(current.tags))))
+    return add, remove
+
+
 def s3_key(project: Project, sha256: str) -> str:
     return f"lbuild/{project.name}/{sha256}.zip"
 
@@ -464,9 +473,7 @@ def plan(project: Project, layers: Sequence[WantedLayer], functions: Sequence[Wa
             if differences:
                 steps.append(UpdateConfig("; ".join(differences), fn, current.config.changed(config)))
                 changed = True
-            add = {k: v for k, v in fn.tags.items() if current.tags.get(k) != v}
-            remove = tuple(sorted(k for k in current.tags if k not in fn.tags and not is_wiring_tag(k)
-                                  and (k.startswith("lbuild:") or k in managed_keys(current.tags))))
+            add, remove = tag_changes(fn, current)
             if (add or remove) and fn.edge is None:
                 steps.append(TagFunction("tags differ", fn, current.arn, add, remove))
             if not changed:

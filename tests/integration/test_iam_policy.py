@@ -11,7 +11,8 @@ from tests.integration.test_deploy import BUCKET, REPO, Demo, Run
 ACTIONS = {"s3.HeadObject": "s3:GetObject", "s3.HeadBucket": "s3:ListBucket", "s3.ListObjectsV2": "s3:ListBucket",
            "s3.CreateMultipartUpload": "s3:PutObject", "s3.UploadPart": "s3:PutObject",
            "s3.CompleteMultipartUpload": "s3:PutObject", "s3.ListMultipartUploads": "s3:ListBucketMultipartUploads",
-           "lambda.GetFunctionConfiguration": "lambda:GetFunctionConfiguration"}
+           "lambda.GetFunctionConfiguration": "lambda:GetFunctionConfiguration",
+           "resource-groups-tagging-api.GetResources": "tag:GetResources"}
 
 
 def _allowed() -> set[str]:

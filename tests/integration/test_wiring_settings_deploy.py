@@ -273,7 +273,8 @@ KEPT = ("LoggingConfig", "SnapStart")
 class KeepsConfig:
     """A before-call hook: moto's Lambda with the LoggingConfig and SnapStart that moto 5.2.5 drops (it never
     returns a LoggingConfig, and always SnapStart None), kept the way Lambda keeps them: what CreateFunction or
-    UpdateFunctionConfiguration sent is $LATEST's, and a published version keeps $LATEST's at the time. With
+    UpdateFunctionConfiguration sent is $LATEST's (in GetFunction and ListFunctions alike), and a published
+    version keeps $LATEST's at the time. With
     SnapStart a new version answers State "Pending", as Lambda's does while it takes the snapshot. Everything
     else is moto's own answer."""
 
@@ -294,9 +295,14 @@ class KeepsConfig:
             if body.get("Publish"):
                 self.versions[(name, "1")] = self.latest[name]
             return None
+        lam = self.moto.lambda_
+        if operation == "ListFunctions" and self.latest:  # Lambda lists the same LoggingConfig and SnapStart
+            listed = lam.list_functions(**{k: v for k, v in (params.get("query_string") or {}).items()})
+            for entry in listed["Functions"]:
+                self._fill(entry, self.latest.get(entry["FunctionName"]))
+            return AWSResponse(params["url"], 200, {}, None), listed
         if name not in self.latest:
             return None
-        lam = self.moto.lambda_
         if operation == "PublishVersion":
             answer = lam.publish_version(FunctionName=name, **{k: v for k, v in body.items() if k != "FunctionName"})
             self.versions[(name, answer["Version"])] = self.latest[name]
