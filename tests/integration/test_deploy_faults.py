@@ -113,21 +113,25 @@ def test_a_lost_response_to_a_write_is_ridden_out_and_leaves_the_same_state(
 
 def test_random_faults_at_fixed_seeds_end_in_the_fault_free_state(demo: Demo, fault_proxy: FaultProxy) -> None:
     reference = _reference(demo)
-    for seed in (3, 11):
+    injected = 0
+    for seed in (3, 11, 29):
         fault_proxy.seed = seed
         fault_proxy.reset()  # rules and log cleared, the RNG seeded with ``seed``
-        for rule in (Rule("throttle429", service="lambda", rate=0.1), Rule("throttle400", rate=0.05),
-                     Rule("err500", rate=0.08), Rule("err503", rate=0.04), Rule("reset", rate=0.06),
-                     Rule("reset_after", service="lambda", rate=0.08),
+        # About one request in five faulted: enough for several faults per deploy, while six in a row on one
+        # call (which exhausts botocore's attempts, a real failure) stays below one in ten thousand per call;
+        # which request gets a fault varies with the threads' order, so the rates, not the seeds, must make it pass.
+        for rule in (Rule("throttle429", service="lambda", rate=0.05), Rule("throttle400", rate=0.025),
+                     Rule("err500", rate=0.04), Rule("err503", rate=0.02), Rule("reset", rate=0.03),
+                     Rule("reset_after", service="lambda", rate=0.04),
                      Rule("conflict409", service="lambda", op="^(Create|Update|Publish)", rate=0.2)):
             fault_proxy.add(rule)
         result = demo.run("deploy", "--yes", "--json")
         assert result.code == 0, f"seed {seed}: {result.stderr}"
-        faults = sum(1 for entry in fault_proxy.log if entry.fault)  # which request gets one varies with threads
-        assert faults >= 3, f"seed {seed}: only {faults} faults were injected"
+        injected += sum(1 for entry in fault_proxy.log if entry.fault)  # which request gets one varies with threads
         assert snapshot(demo.aws, demo.names) == reference, f"seed {seed}"
         demo.aws.reset()
         demo.aws.create_role(demo.aws.role_name)
+    assert injected >= 5, f"only {injected} faults were injected over three deploys"
 
 
 # --- persistent faults ---------------------------------------------------------------------------------------
