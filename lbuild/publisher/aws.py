@@ -46,7 +46,7 @@ RETRY_ATTEMPTS = 6
 #: holds 50), one by one below; a whole deploy always sweeps (it lists the region to find removed functions).
 SWEEP_FROM = 50
 NOT_FOUND = frozenset({"ResourceNotFoundException", "NoSuchEntity", "404", "NotFound", "NoSuchKey",
-                       "RepositoryNotFoundException", "NoSuchDistribution"})
+                       "RepositoryNotFoundException", "NoSuchDistribution", "NotFoundException"})
 THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling", "SlowDown",
                        "RequestLimitExceeded", "ThrottledException"})
 

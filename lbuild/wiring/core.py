@@ -93,6 +93,20 @@ class WiringStep(Step):
 Apply = Callable[["Aws", str, Any], str]  # (aws, region, step) -> what was done, for the log
 
 
+def delete(aws: Aws, service: str, operation: str, what: str, region: str, **params: Any) -> str:
+    """One idempotent delete: "" when done, "already gone" when AWS no longer has it (a retried or raced step)."""
+    from lbuild.errors import AwsError
+    from lbuild.publisher.aws import not_found
+
+    try:
+        aws.call(service, operation, what, region, **params)
+    except AwsError as exc:
+        if not not_found(exc):
+            raise
+        return "already gone"
+    return ""
+
+
 class Family(Protocol):
     """A module owning some kinds of wiring (see the module docstring)."""
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lbuild.errors import AwsError, ConfigError, LimitError
 from lbuild.steps import Step, Unchanged
-from lbuild.wiring.core import SETTINGS, UNWIRE, Apply, Target, WiringStep
+from lbuild.wiring.core import SETTINGS, UNWIRE, Apply, Target, WiringStep, delete
 from lbuild.wiring.model import Grant, Trigger
 
 if TYPE_CHECKING:
@@ -442,22 +442,12 @@ def apply_update_integration(aws: Aws, region: str, step: UpdateHttpIntegration)
 
 
 def apply_delete_route(aws: Aws, region: str, step: DeleteHttpRoute) -> str:
-    from lbuild.publisher.aws import not_found
-
     what = f"http route {step.route_key or step.integration_id}"
-    try:
-        if step.route_id is not None:
-            aws.call("apigatewayv2", "delete_route", what, region, ApiId=step.api_id, RouteId=step.route_id)
-    except AwsError as exc:
-        if not (not_found(exc) or exc.code == "NotFoundException"):
-            raise
-    try:
-        if step.integration_id is not None:
-            aws.call("apigatewayv2", "delete_integration", what, region, ApiId=step.api_id,
-                     IntegrationId=step.integration_id)
-    except AwsError as exc:
-        if not (not_found(exc) or exc.code == "NotFoundException"):
-            raise
+    if step.route_id is not None:
+        delete(aws, "apigatewayv2", "delete_route", what, region, ApiId=step.api_id, RouteId=step.route_id)
+    if step.integration_id is not None:
+        delete(aws, "apigatewayv2", "delete_integration", what, region, ApiId=step.api_id,
+               IntegrationId=step.integration_id)
     return ""
 
 

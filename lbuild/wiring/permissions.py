@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lbuild.errors import AwsError, LimitError
 from lbuild.steps import Step, Unchanged
-from lbuild.wiring.core import PERMIT, UNPERMIT, Apply, Target, WiringStep
+from lbuild.wiring.core import PERMIT, UNPERMIT, Apply, Target, WiringStep, delete
 from lbuild.wiring.model import Grant
 
 if TYPE_CHECKING:
@@ -292,14 +292,8 @@ def _has_sid(aws: Aws, region: str, step: AddPermission) -> bool:
 
 def apply_remove(aws: Aws, region: str, step: RemovePermission) -> str:
     qualifier: dict[str, Any] = {"Qualifier": step.qualifier} if step.qualifier else {}
-    try:
-        aws.call("lambda", "remove_permission", step.target, region, FunctionName=step.target, StatementId=step.sid,
-                 **qualifier)
-    except AwsError as exc:
-        if exc.code != "ResourceNotFoundException":
-            raise
-        return "already gone"
-    return ""
+    return delete(aws, "lambda", "remove_permission", step.target, region, FunctionName=step.target,
+                  StatementId=step.sid, **qualifier)
 
 
 APPLY: Mapping[type[WiringStep], Apply] = {AddPermission: apply_add, RemovePermission: apply_remove}

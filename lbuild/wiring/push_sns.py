@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from lbuild import rules
 from lbuild.errors import AwsError, ConfigError
 from lbuild.steps import Step, Unchanged
-from lbuild.wiring.core import UNWIRE, Apply, Target, WiringStep
+from lbuild.wiring.core import UNWIRE, Apply, Target, WiringStep, delete
 from lbuild.wiring.model import Grant, Trigger
 from lbuild.wiring.push_events import canonical, canonical_text
 
@@ -233,14 +233,8 @@ def apply_filter(aws: Aws, region: str, step: SetFilterPolicy) -> str:
 
 
 def apply_unsubscribe(aws: Aws, region: str, step: Unsubscribe) -> str:
-    try:
-        aws.call("sns", "unsubscribe", f"subscription {step.subscription}", _region(step.topic),
-                 SubscriptionArn=step.subscription)
-    except AwsError as exc:
-        if exc.code not in ("NotFound", "NotFoundException"):
-            raise
-        return "already gone"
-    return ""
+    return delete(aws, "sns", "unsubscribe", f"subscription {step.subscription}", _region(step.topic),
+                  SubscriptionArn=step.subscription)
 
 
 APPLY: Mapping[type[WiringStep], Apply] = {Subscribe: apply_subscribe, SetFilterPolicy: apply_filter,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from lbuild import rules
 from lbuild.errors import AwsError, ConfigError, LimitError
 from lbuild.steps import Step, Unchanged
-from lbuild.wiring.core import SETTINGS, UNWIRE, WIRE, Apply, Target, WiringStep
+from lbuild.wiring.core import SETTINGS, UNWIRE, WIRE, Apply, Target, WiringStep, delete
 from lbuild.wiring.model import Grant, Trigger
 
 if TYPE_CHECKING:
@@ -435,14 +435,8 @@ def apply_put(aws: Aws, region: str, step: PutSchedule) -> str:
 
 
 def apply_delete(aws: Aws, region: str, step: DeleteSchedule) -> str:
-    try:
-        aws.call("scheduler", "delete_schedule", f"schedule {step.name}", region, Name=step.name,
-                 GroupName=step.group)
-    except AwsError as exc:
-        if exc.code != "ResourceNotFoundException":
-            raise
-        return "already gone"
-    return ""
+    return delete(aws, "scheduler", "delete_schedule", f"schedule {step.name}", region, Name=step.name,
+                  GroupName=step.group)
 
 
 APPLY: Mapping[type[WiringStep], Apply] = {CreateScheduleGroup: apply_group, PutSchedule: apply_put,
