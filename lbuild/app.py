@@ -17,8 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lbuild import manifest, rules, shards, values
-from lbuild.builders import fresh
+from lbuild import manifest, rules, values
 from lbuild.builders import package as builder
 from lbuild.builders.build import artifact_cache
 from lbuild.builders.package import PackageResult
@@ -26,10 +25,10 @@ from lbuild.builders.wheels import WheelStore, cache_dir, remember_credentials
 from lbuild.config import CACHE_MODE_ENV, Function, Project, select
 from lbuild.errors import ChangesPending, ConfigError
 from lbuild.manifest import Manifest
-from lbuild.resolver import lock as resolver
-from lbuild.resolver import lockfile
+from lbuild.resolver import freshness, lockfile
 
 if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: lock and package start without it
+    from lbuild import shards
     from lbuild.builders.s3cache import S3Cache
     from lbuild.changed import FunctionInputs, Selection
     from lbuild.publisher import aws as aws_mod
@@ -38,6 +37,7 @@ if TYPE_CHECKING:  # the publisher (boto3) is imported by plan and deploy only: 
     from lbuild.publisher.plan import Plan, RemoteState, WantedFunction
     from lbuild.publisher.prune import PrunePlan
     from lbuild.publisher.removed import RemovedFunction
+    from lbuild.resolver import lock as resolver  # locking (uv, the index) loads only when a lock is made
     from lbuild.steps import Step
     from lbuild.wiring.core import WiringStep
 
@@ -58,7 +58,7 @@ class Locked:
 
 def lock_status(project: Project) -> list[str]:
     """Why lbuild.lock is missing or stale (empty: up to date). Writes nothing."""
-    return resolver.stale_reasons(project, lockfile.read(project.lock_path))
+    return freshness.stale_reasons(project, lockfile.read(project.lock_path))
 
 
 def check_cache_dir() -> None:
@@ -80,10 +80,12 @@ def check_cache_dir() -> None:
 
 def lock(project: Project, *, upgrade: resolver.Upgrade = False, log: Log) -> Locked:
     """Resolve every function (reusing what did not change) and write lbuild.lock."""
+    from lbuild.resolver import lock as resolver
+
     check_cache_dir()
-    previous = lockfile.read(project.lock_path)
+    previous = lockfile.read(project.lock_path, remember=True)
     if isinstance(upgrade, tuple):  # `--upgrade NAME`: a package no function uses is a typo, not a no-op
-        resolver.check_upgrade_names(upgrade, previous, resolver.read_inputs(project))
+        resolver.check_upgrade_names(upgrade, previous, freshness.read_inputs(project))
     result = resolver.lock_project(project, previous, upgrade=upgrade, log=log)
     return Locked(result, lockfile.write(result.lock, project.lock_path))
 
@@ -105,7 +107,7 @@ def package(project: Project, names: Sequence[str], out: Path, *, log: Log, lock
     remote = shared_cache(project, log, profile, aws)
     store = store or WheelStore(remote=remote)
     current = _current_lock(project, locked=locked, store=store, log=log)
-    resolver.ensure_local_wheels(project, current, store)  # a fresh cache builds local projects again
+    freshness.ensure_local_wheels(project, current, store)  # a fresh cache builds local projects again
     return builder.package(project, current, names, out, log=log, store=store, today=today, remote=remote,
                            merge=merge)
 
@@ -129,7 +131,7 @@ def package_shard(project: Project, shard: shards.Shard, *, log: Log, profile: s
     assert remote is not None
     store = WheelStore(remote=remote)
     current = _current_lock(project, locked=True, store=store, log=log)
-    resolver.ensure_local_wheels(project, current, store)
+    freshness.ensure_local_wheels(project, current, store)
     result = builder.build_shard(project, current, shard, log=log, store=store, remote=remote)
     for done in result.built:
         if done.cached:  # a hit of the local cache may be missing from the bucket (expired, or built elsewhere)
@@ -156,8 +158,8 @@ def shared_cache(project: Project, log: Log, profile: str | None = None,
 
 
 def _current_lock(project: Project, *, locked: bool, store: WheelStore, log: Log) -> lockfile.Lock:
-    previous = lockfile.read(project.lock_path)
-    reasons = resolver.stale_reasons(project, previous)
+    previous = lockfile.read(project.lock_path, remember=True)
+    reasons = freshness.stale_reasons(project, previous)
     if not reasons:
         assert previous is not None
         return previous
@@ -166,6 +168,8 @@ def _current_lock(project: Project, *, locked: bool, store: WheelStore, log: Log
                              where=str(project.lock_path),
                              hint="run `lbuild lock` and commit lbuild.lock (--locked never re-locks)")
     log("lbuild.lock is missing or stale: locking")
+    from lbuild.resolver import lock as resolver
+
     current = resolver.lock_project(project, previous, store=store, log=log).lock
     lockfile.write(current, project.lock_path)
     return current
@@ -178,7 +182,7 @@ def built(project: Project, names: Sequence[str], dist: Path) -> Manifest:
     project = project.build
     lock_name = _shown(project, project.lock_path)
     previous = lockfile.read(project.lock_path)
-    reasons = resolver.stale_reasons(project, previous)
+    reasons = freshness.stale_reasons(project, previous)
     if previous is None or reasons:
         what = f"{lock_name} does not exist" if previous is None else f"{lock_name} is stale: {'; '.join(reasons)}"
         raise ChangesPending(what, where=lock_name, hint="run `lbuild lock` and `lbuild package` (or `lbuild deploy`)")
@@ -186,6 +190,8 @@ def built(project: Project, names: Sequence[str], dist: Path) -> Manifest:
     found = manifest.read(dist, where)
     if found is None:
         raise ChangesPending(f"{_shown(project, dist)}/ has not been packaged", where=where, hint=REBUILD_HINT)
+    from lbuild.builders import fresh
+
     stale = fresh.stale_reasons(found, fresh.expected(project, previous, names),
                                 None if names else [fn.name for fn in project.functions])
     if stale:

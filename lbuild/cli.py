@@ -1,6 +1,5 @@
 """Typer commands: the only module that prints, prompts or exits."""
 
-from __future__ import annotations
 
 import gc
 import json
@@ -59,6 +58,27 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
 StageOpt = Annotated[str | None, typer.Option("--stage", envvar="LBUILD_STAGE", metavar="NAME",
                                              help="Deploy to this [stages.NAME] (overlays [project]).")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (overrides AWS_PROFILE).")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (overrides lbuild.toml and AWS_REGION).")]
+FromOpt = Annotated[Path | None, typer.Option(
+    "--from", metavar="DIR", help="Deploy this dist/ exactly as it was built (CI's artifact): every artifact is "
+    "checked against its manifest (exit 4), nothing is locked or built.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
+LockedOpt = Annotated[bool, typer.Option("--locked", help="Fail (exit 10) if lbuild.lock is stale; never re-lock.")]
+ChangedOpt = Annotated[str | None, typer.Option(
+    "--changed-since", metavar="REF", help="Only the functions whose source, requirements, local projects, "
+    "settings or layers changed since git REF (git diff REF...HEAD, plus uncommitted changes); with FUNCTION "
+    "names, only those of them.")]
+FORMATS = ("text", "markdown", "json")
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", metavar="FORMAT", help="text (default), markdown (a summary for a pull request or "
+    "$GITHUB_STEP_SUMMARY, on stdout) or json (the same as --json).")]
+CanaryOpt = Annotated[float | None, typer.Option(
+    "--canary", metavar="PERCENT", help="Route PERCENT of each alias's traffic to the new versions; the versions "
+    "the aliases point at keep the rest. A deploy without it promotes.")]
+LockTimeoutOpt = Annotated[float, typer.Option(
+    "--lock-timeout", metavar="SECONDS", min=0,
+    help="Wait up to SECONDS for another deploy's lock (default: fail at once, naming its holder).")]
 
 
 def _merge(config: Path | None = None, json_: bool = False, quiet: bool = False, debug: bool = False) -> Settings:
@@ -113,8 +133,8 @@ def info(text: str) -> None:
 
 def emit(document: dict[str, Any], human: Callable[[], None]) -> None:
     """One JSON document on stdout with --json, else the human rendering."""
-    if STATE.json:
-        typer.echo(json.dumps(document, indent=2, sort_keys=True))
+    if STATE.json:  # indented for a person at a terminal; one line (the fast encoder) for a program
+        typer.echo(json.dumps(document, indent=2 if sys.stdout.isatty() else None, sort_keys=True))
     elif not STATE.quiet:
         human()
 
@@ -360,7 +380,7 @@ def _check_sharding(shard: str | None, merge: int | None, functions: Sequence[st
                          hint="leave out --out (the merge, `lbuild package --merge N --out DIR`, writes the build)")
 
 
-def _package_shard(project: Project, chosen: Shard) -> None:
+def _package_shard(project: "Project", chosen: "Shard") -> None:
     from lbuild import app as use_cases
 
     started = time.perf_counter()
@@ -377,8 +397,8 @@ def _package_shard(project: Project, chosen: Shard) -> None:
         f"(`lbuild package --merge {chosen.count}` assembles it)"))
 
 
-def _changed(project: Project, ref: str | None, names: Sequence[str] | None, *, relock: bool,
-             locked: bool = False) -> Selection | None:
+def _changed(project: "Project", ref: str | None, names: Sequence[str] | None, *, relock: bool,
+             locked: bool = False) -> "Selection | None":
     """``--changed-since REF``: the functions that changed (of ``names``, when given), each said on stderr."""
     if ref is None:
         return None
@@ -391,7 +411,7 @@ def _changed(project: Project, ref: str | None, names: Sequence[str] | None, *, 
     return selection
 
 
-def _size_table(built: Manifest) -> None:
+def _size_table(built: "Manifest") -> None:
     """Each function's figures against Lambda's limits, on stderr."""
     from rich.console import Console
     from rich.table import Table
@@ -411,34 +431,14 @@ def _size_table(built: Manifest) -> None:
     Console(stderr=True).print(table)
 
 
-ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (overrides AWS_PROFILE).")]
-RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (overrides lbuild.toml and AWS_REGION).")]
-FromOpt = Annotated[Path | None, typer.Option(
-    "--from", metavar="DIR", help="Deploy this dist/ exactly as it was built (CI's artifact): every artifact is "
-    "checked against its manifest (exit 4), nothing is locked or built.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Build folder (default: dist/).")]
-LockedOpt = Annotated[bool, typer.Option("--locked", help="Fail (exit 10) if lbuild.lock is stale; never re-lock.")]
-ChangedOpt = Annotated[str | None, typer.Option(
-    "--changed-since", metavar="REF", help="Only the functions whose source, requirements, local projects, "
-    "settings or layers changed since git REF (git diff REF...HEAD, plus uncommitted changes); with FUNCTION "
-    "names, only those of them.")]
-FORMATS = ("text", "markdown", "json")
-FormatOpt = Annotated[str | None, typer.Option(
-    "--format", metavar="FORMAT", help="text (default), markdown (a summary for a pull request or "
-    "$GITHUB_STEP_SUMMARY, on stdout) or json (the same as --json).")]
-CanaryOpt = Annotated[float | None, typer.Option(
-    "--canary", metavar="PERCENT", help="Route PERCENT of each alias's traffic to the new versions; the versions "
-    "the aliases point at keep the rest. A deploy without it promotes.")]
-
-
-def _dist(project: Project, out: Path | None, from_: Path | None = None) -> Path:
+def _dist(project: "Project", out: Path | None, from_: Path | None = None) -> Path:
     if out is not None and from_ is not None:
         raise UsageError("--from and --out name two build folders", where="--from / --out",
                          hint="--from DIR deploys DIR as built; drop --out")
     return (from_ or out or project.root / "dist").resolve()
 
 
-def _show_plan(plan: Plan, notes: Sequence[str] = (), verbose: bool = False) -> None:
+def _show_plan(plan: "Plan", notes: Sequence[str] = (), verbose: bool = False) -> None:
     """Each change with its reason; what is unchanged collapses to a count unless ``verbose`` (a warning on an
     unchanged thing is always shown)."""
     hidden = 0
@@ -462,12 +462,7 @@ def _refuse_unconfirmed(yes: bool, doing: str) -> None:
                          hint="use --yes in CI")
 
 
-LockTimeoutOpt = Annotated[float, typer.Option(
-    "--lock-timeout", metavar="SECONDS", min=0,
-    help="Wait up to SECONDS for another deploy's lock (default: fail at once, naming its holder).")]
-
-
-def _requests(aws: Aws) -> dict[str, Any]:
+def _requests(aws: "Aws") -> dict[str, Any]:
     return {"reads": aws.reads, "writes": aws.writes, "by_operation": dict(aws.requests)}
 
 
@@ -539,7 +534,7 @@ def _output_format(given: str | None) -> str:
     return "json" if STATE.json else given or "text"
 
 
-def _markdown(project: Project, planned: use_cases.Planned, names: Sequence[str]) -> str:
+def _markdown(project: "Project", planned: "use_cases.Planned", names: Sequence[str]) -> str:
     from lbuild.publisher.plan import function_name
     from lbuild.report_markdown import PlanReport, render
 
@@ -581,7 +576,7 @@ def deploy(
     from lbuild import app as use_cases
     from lbuild.publisher.aws import Aws
 
-    def confirm(planned: use_cases.Planned) -> bool:
+    def confirm(planned: "use_cases.Planned") -> bool:
         _refuse_unconfirmed(yes, "deploy")  # before any write: only the plan was read
         if yes:
             return True

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from lbuild import rules, stages, values
 from lbuild.errors import ConfigError, LimitError
-from lbuild.wiring import parse as wiring_parse
+from lbuild.wiring import keys as wiring_keys
 from lbuild.wiring.model import Wiring
 
 if sys.version_info >= (3, 11):
@@ -210,8 +210,8 @@ _OVERRIDABLE = {"runtime", "architecture", "role", "memory", "timeout", "ephemer
                 "tags", "description", "package_type", "layers", "vpc", "exclude", "base_image", "isolated",
                 "include"}
 _FUNCTION_ONLY = {"handler", "source", "requirements", "edge", "dockerfile", "image_repository"}
-_PROJECT_KEYS = _PROJECT_ONLY | _OVERRIDABLE | wiring_parse.PROJECT_KEYS
-_FUNCTION_KEYS = _FUNCTION_ONLY | _OVERRIDABLE | wiring_parse.FUNCTION_KEYS
+_PROJECT_KEYS = _PROJECT_ONLY | _OVERRIDABLE | wiring_keys.PROJECT_KEYS
+_FUNCTION_KEYS = _FUNCTION_ONLY | _OVERRIDABLE | wiring_keys.FUNCTION_KEYS
 _TOP_KEYS = {"project", "layers", "functions", "stages", "cache"}
 _CACHE_KEYS = {"bucket", "prefix", "mode"}
 _LAYERS_KEYS = {"min_functions"}
@@ -357,7 +357,7 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str], stage: str 
     r = _Reader(path, text)
     root = path.parent
     r.check_keys(data, _TOP_KEYS, ())
-    staged = stages.apply(data, stage, r.where, wiring_parse.FUNCTION_KEYS | wiring_parse.PROJECT_KEYS)
+    staged = stages.apply(data, stage, r.where, wiring_keys.FUNCTION_KEYS | wiring_keys.PROJECT_KEYS)
     data, r.moved = dict(staged.data), staged.moved
     project = r.get(data, "project", dict, (), required=True)
     assert project is not None
@@ -393,7 +393,10 @@ def parse_project(text: str, path: Path, environ: Mapping[str, str], stage: str 
         _parse_function(r, fn_name, fn_table, project, deploy_name, root)
         for fn_name, fn_table in functions_table.items()
     )
-    wiring_parse.check_project(functions)
+    if any(f.wiring.triggers for f in functions):
+        from lbuild.wiring import parse as wiring_parse  # the trigger families load only for a project with wiring
+
+        wiring_parse.check_project(functions)
     return Project(
         name=name,
         stage=staged.stage,
@@ -585,6 +588,10 @@ def _parse_function(r: _Reader, name: str, table: Any, project: Mapping[str, Any
     )
     if function.edge is not None:
         _check_edge_limits(r, function, table, project, fkey)
+    if wiring_keys.FUNCTION_KEYS.isdisjoint(table) and wiring_keys.PROJECT_KEYS.isdisjoint(project):
+        return function  # no wiring key anywhere: Wiring() as it is, without loading the trigger families
+    from lbuild.wiring import parse as wiring_parse
+
     return replace(function, wiring=wiring_parse.parse_wiring(r, table, project, fkey, function))
 
 

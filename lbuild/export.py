@@ -13,8 +13,7 @@ from pathlib import Path
 from lbuild import __version__
 from lbuild.config import Project
 from lbuild.errors import ChangesPending, UsageError
-from lbuild.resolver import lock as resolver
-from lbuild.resolver import lockfile
+from lbuild.resolver import freshness, lockfile
 from lbuild.resolver.lockfile import Lock, LockedPackage, Resolution
 
 FORMATS = ("requirements", "pylock")
@@ -86,7 +85,7 @@ def _relative(path: Path, start: Path) -> str:
 def current_lock(project: Project) -> Lock:
     """lbuild.lock when it is up to date; ChangesPending (exit 10) when it is missing or stale, as for plan."""
     previous = lockfile.read(project.lock_path)
-    reasons = resolver.stale_reasons(project, previous)
+    reasons = freshness.stale_reasons(project, previous)
     name = project.lock_path.name
     if previous is None or reasons:
         what = f"{name} does not exist" if previous is None else f"{name} is stale: {'; '.join(reasons)}"

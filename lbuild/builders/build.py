@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lbuild import atomic, rules
-from lbuild.builders import audit, wheelfile, zipper
+from lbuild.builders import syntax
 from lbuild.builders.plan import ArtifactSpec
 from lbuild.builders.sources import SourceTree, scan_function
 from lbuild.builders.wheels import WheelRef, WheelStore, cache_dir, file_sha256
 from lbuild.errors import BuildError
 from lbuild.resolver.lockfile import LockedPackage
+
+if TYPE_CHECKING:  # the zip writer and the binary audit load only when something is built
+    import zipfile
+
+    from lbuild.builders import wheelfile
 
 Log = Callable[[str], None]
 SOURCE = "<source>"
@@ -88,6 +92,8 @@ def wheel_ref(package: LockedPackage, root: Path) -> WheelRef:
 def audit_wheel(archive: zipfile.ZipFile, members: Sequence[wheelfile.Member], wheel: Path,
                 package: LockedPackage, target: rules.Target) -> list[str]:
     """Problems of the ELF members (by magic bytes) and shared-object-named members of a wheel on ``target``."""
+    from lbuild.builders import audit, wheelfile
+
     problems: list[str] = []
     for member in members:
         head = wheelfile.read(archive, member, wheel, package.pin, limit=4)
@@ -99,6 +105,8 @@ def audit_wheel(archive: zipfile.ZipFile, members: Sequence[wheelfile.Member], w
 
 def audit_source(source: SourceTree, target: rules.Target) -> list[str]:
     """Problems of the ELF files (by magic bytes) and shared-object-named files of a function's source."""
+    from lbuild.builders import audit
+
     problems: list[str] = []
     for f in source.files:
         with f.absolute.open("rb") as handle:
@@ -156,6 +164,7 @@ class Builder:
             missing = [s for s in specs if hits[s.name] is None]
         if missing and refuse is not None:
             raise refuse(missing)
+        syntax.check_trees([(s.name, sources[s.name]) for s in missing if s.name in sources], self.root)
         wheels = {p.wheel.sha256: p for s in missing for p in s.packages}
         if wheels:
             with ThreadPoolExecutor(max_workers=8) as pool:
@@ -205,6 +214,10 @@ class Builder:
         return found
 
     def _build(self, spec: ArtifactSpec, key: str, source: SourceTree | None, target: rules.Target) -> Built:
+        import zipfile
+
+        from lbuild.builders import wheelfile, zipper
+
         entries: list[zipper.Entry] = []
         contributions: dict[str, int] = {}
         problems: list[str] = []

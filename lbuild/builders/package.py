@@ -11,19 +11,23 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lbuild import __version__, atomic, manifest, rules, shards
-from lbuild.builders import gitinfo, image, syntax
+from lbuild import __version__, atomic, manifest, rules
+from lbuild.builders import gitinfo, syntax
 from lbuild.builders import sizes as sizes_mod
 from lbuild.builders.build import Builder, Built, RemoteTier, artifact_keys, intact
 from lbuild.builders.plan import ArtifactSpec, plan_artifacts, split_inputs
 from lbuild.builders.sources import SourceTree, scan_function
 from lbuild.builders.wheels import WheelStore
-from lbuild.builders.zipper import EPOCH_HINT
 from lbuild.config import Function, Project, select
 from lbuild.errors import BuildError, ConfigError, UsageError
 from lbuild.resolver.lockfile import Lock, LockedPackage
 from lbuild.resolver.split import LayerPlan, plan_layers
+
+if TYPE_CHECKING:  # images (the docker SDK), shards and the zip writer load only where they are used
+    from lbuild import shards
+    from lbuild.builders import image
 
 Log = Callable[[str], None]
 
@@ -54,6 +58,8 @@ def source_date_epoch() -> int | None:
     try:
         return int(value)
     except ValueError:
+        from lbuild.builders.zipper import EPOCH_HINT
+
         raise ConfigError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds",
                           where="environment", hint=EPOCH_HINT) from None
 
@@ -81,15 +87,19 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
     check_out(out, project.root / "dist")
     store = store or WheelStore()
     plan = layout(project, lock, names)
-    syntax.check_sources([fn for fn in plan.selected], project.root)
+    syntax.check_sources([fn for fn in plan.selected if fn.package_type == "image"], project.root)  # zips: as built
     epoch = source_date_epoch()
     if epoch is not None and epoch == gitinfo.head_commit_time(project.root):
+        from lbuild.builders.zipper import EPOCH_HINT
+
         log(f"warning: SOURCE_DATE_EPOCH={epoch} is the time of the last commit (HEAD): every zip changes on every "
             f"commit (every layer republished, every function a new version); {EPOCH_HINT}")
     builder = Builder(project.root, store, epoch, log, remote=remote)
     if merge is None:
         built = builder.build_all(plan.specs, plan.targets)
     else:  # every artifact must be a cache hit: the shards built them
+        from lbuild import shards
+
         scanned = artifact_keys(plan.specs, plan.targets, epoch, project.root)
         owner = shards.assign(shard_costs(plan.specs, scanned[0]), merge)
         built = builder.build_all(plan.specs, plan.targets, scanned=scanned,
@@ -110,7 +120,8 @@ def package(project: Project, lock: Lock, names: Sequence[str], out: Path, *, lo
     old = _old_manifest(out)
     if names and old is not None:
         built_manifest = _merge(project, old, built_manifest, {fn.name for fn in plan.selected}, out, log)
-    _write_dist(out, built, builder.cache, built_manifest, old)
+    if old != built_manifest or not _holds(out, built_manifest):  # else dist/ already is this build, byte for byte
+        _write_dist(out, built, builder.cache, built_manifest, old)
     return PackageResult(built_manifest, out, tuple(built), plan.layer_plan, all_sizes)
 
 
@@ -130,6 +141,8 @@ def label(spec: ArtifactSpec) -> str:
 
 def shard_costs(specs: Sequence[ArtifactSpec], sources: Mapping[str, SourceTree]) -> dict[str, int]:
     """Pure: each artifact's estimated work, from its locked wheels' sizes and its source's bytes."""
+    from lbuild import shards
+
     return {label(s): shards.artifact_cost([p.wheel.size for p in s.packages],
                                            sources[s.name].bytes if s.function is not None else 0) for s in specs}
 
@@ -137,12 +150,13 @@ def shard_costs(specs: Sequence[ArtifactSpec], sources: Mapping[str, SourceTree]
 def build_shard(project: Project, lock: Lock, shard: shards.Shard, *, log: Log, store: WheelStore,
                 remote: RemoteTier | None) -> ShardResult:
     """Build shard ``shard``'s share of every artifact into the caches (local, then ``remote``); writes no dist/."""
+    from lbuild import shards
+
     plan = layout(project, lock, [])
     epoch = source_date_epoch()
     scanned = artifact_keys(plan.specs, plan.targets, epoch, project.root)
     owner = shards.assign(shard_costs(plan.specs, scanned[0]), shard.count)
     owned = [s for s in plan.specs if owner[label(s)] == shard.index]
-    syntax.check_sources([s.function for s in owned if s.function is not None], project.root)
     log(f"shard {shard}: {len(owned)} of {len(plan.specs)} artifacts")
     builder = Builder(project.root, store, epoch, log, remote=remote)
     built = builder.build_all(owned, plan.targets, scanned=scanned) if owned else []
@@ -239,6 +253,11 @@ def _artifact(b: Built) -> manifest.Artifact:
     return manifest.Artifact(b.file, b.sha256, b.code_sha256, b.zip_bytes, b.unzipped_bytes)
 
 
+def _holds(out: Path, new: manifest.Manifest) -> bool:
+    """Whether every artifact ``new`` names is in ``out`` with its size and sha256 (the manifest is ``new``'s)."""
+    return all(intact(out / a.file, a.sha256, a.zip_bytes) for a in new.artifacts())
+
+
 def _write_dist(out: Path, built: Sequence[Built], cache: Path, new: manifest.Manifest,
                 old: manifest.Manifest | None) -> None:
     """Assemble the new dist/ beside ``out`` and swap it in: the artifacts ``new`` names (linked from the old
@@ -299,6 +318,8 @@ def image_key(fn: Function, packages: Sequence[LockedPackage], source_digest: st
 
 def image_inputs(fn: Function, lock: Lock) -> tuple[tuple[LockedPackage, ...], str]:
     """An image function's packages and its key (reads the source and the Dockerfile)."""
+    from lbuild.builders import image
+
     packages = lock.closure_packages(fn.name)
     base = fn.base_image or image.default_base_image(fn)
     dockerfile = fn.dockerfile.read_text(encoding="utf-8") if fn.dockerfile else image.templates_dockerfile()
@@ -307,6 +328,8 @@ def image_inputs(fn: Function, lock: Lock) -> tuple[tuple[LockedPackage, ...], s
 
 def _image(project: Project, fn: Function, lock: Lock, store: WheelStore,
            log: Log) -> tuple[image.BuiltImage, str]:
+    from lbuild.builders import image
+
     packages, key = image_inputs(fn, lock)
     return image.build_image(fn, project.name, packages, store, project.root, key, log), key
 

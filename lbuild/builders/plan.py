@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lbuild import __version__
-from lbuild.builders.zipper import COMPRESSOR
+from lbuild.builders.deflate import COMPRESSOR
 from lbuild.config import Function, Project
 from lbuild.resolver.lockfile import Lock, LockedPackage
 from lbuild.resolver.split import LayerPlan, PackageInfo, SplitFunction

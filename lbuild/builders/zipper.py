@@ -24,14 +24,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lbuild import safepath
+from lbuild.builders.deflate import COMPRESSION_LEVEL
 from lbuild.builders.record import Digest, Hasher
 from lbuild.errors import BuildError, ResolutionError
-
-#: Deflate level of ``data`` entries; with the zlib version it belongs in every artifact cache key.
-COMPRESSION_LEVEL = 6
-#: Identifies what turns ``data`` into bytes: include it in build cache keys (zlib forks such as
-#: zlib-ng deflate differently at the same level).
-COMPRESSOR = f"zlib-{zlib.ZLIB_RUNTIME_VERSION}-level{COMPRESSION_LEVEL}"
 
 _STORED, _DEFLATED = 0, 8
 _MADE_BY = 3 << 8 | 20  # unix, spec 2.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lbuild.wiring import esm, http, permissions, push, schedule, settings
+from lbuild.wiring import esm, http, keys, permissions, push, schedule, settings
 from lbuild.wiring.model import Permission, Trigger, Wiring
 
 if TYPE_CHECKING:
@@ -23,10 +23,9 @@ COMMON_KEYS = frozenset({"id"})
 _PERMISSION_KEYS = {"principal", "source_arn", "source_account", "action"}
 _ID = r"[A-Za-z0-9_-]{1,40}"
 
-#: The wiring keys of a function table and of [project], for config's key checks.
-FUNCTION_KEYS = frozenset({"triggers", "permissions"}) | settings.FUNCTION_ONLY | settings.OVERRIDABLE
-PROJECT_KEYS = frozenset().union(*(m.PROJECT_ONLY for m in (esm, push, schedule, http, settings))) | \
-    settings.OVERRIDABLE
+#: The wiring keys of a function table and of [project], for config's key checks (kept in lbuild.wiring.keys).
+FUNCTION_KEYS = keys.FUNCTION_KEYS
+PROJECT_KEYS = keys.PROJECT_KEYS
 
 
 def parse_wiring(r: _Reader, table: Mapping[str, Any], project: Mapping[str, Any], fkey: tuple[str, ...],

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from lbuild import rules
 from lbuild.errors import AwsError, ConfigError, LimitError
 from lbuild.steps import Step, Unchanged
+from lbuild.wiring import keys
 from lbuild.wiring.core import SETTINGS, UNWIRE, WIRE, Apply, Target, WiringStep, delete
 from lbuild.wiring.model import Grant, Trigger
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 TOKENS: tuple[str, ...] = ("schedule",)
 #: [project] keys only this family reads
-PROJECT_ONLY: frozenset[str] = frozenset({"scheduler_role"})
+PROJECT_ONLY = keys.SCHEDULE_PROJECT_ONLY
 
 TRUST_TEMPLATE = "templates/scheduler-trust-policy.json"
 _KEYS = {"schedule", "id", "timezone", "input", "enabled", "flexible_window", "retries", "max_age"}

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lbuild.errors import AwsError, LimitError
 from lbuild.steps import Step, Unchanged
+from lbuild.wiring import keys
 from lbuild.wiring.core import SETTINGS, Apply, Target, WiringStep
 from lbuild.wiring.model import AsyncSettings, Cors, Grant, LogSettings, UrlSettings
 
@@ -34,10 +35,8 @@ TOKENS: tuple[str, ...] = ("reserved", "provisioned", "async", "url", "logs")
 PARSERS: Mapping[str, Callable[..., Any]] = {}
 
 #: Execution-setting keys [project] may default, and those only a function may set.
-OVERRIDABLE: frozenset[str] = frozenset({"log_retention_days", "log_format", "log_level", "system_log_level",
-                                         "async"})
-FUNCTION_ONLY: frozenset[str] = frozenset({"reserved_concurrency", "provisioned_concurrency", "snap_start",
-                                           "log_group", "url"})
+OVERRIDABLE = keys.SETTINGS_OVERRIDABLE
+FUNCTION_ONLY = keys.SETTINGS_FUNCTION_ONLY
 PROJECT_ONLY: frozenset[str] = frozenset()
 
 # --- AWS's rules (research note R15-R20, R29) ---------------------------------------------------------

@@ -60,6 +60,32 @@ def test_package_fn_keeps_the_other_functions_and_a_deploy_of_all_still_works(de
     assert again.code == 0, again.stderr
 
 
+# --- a package with nothing to change rewrites nothing ---------------------------------------------------
+
+
+def _stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``root`` (and root itself): inode and modification time."""
+    return {p.relative_to(root).as_posix(): (p.lstat().st_ino, p.lstat().st_mtime_ns)
+            for p in [root, *sorted(root.rglob("*"))]}
+
+
+def test_a_package_with_nothing_changed_leaves_dist_untouched_but_restores_a_tampered_zip(demo: Demo) -> None:
+    assert demo.run("package").code == 0
+    dist = demo.root / "dist"
+    before, stamps = _tree(dist), _stamps(dist)
+    again = demo.run("package")
+    assert again.code == 0, again.stderr
+    assert _stamps(dist) == stamps, "no file of dist/ (nor dist/ itself) was written again"
+
+    victim = dist / "functions" / "orders.zip"
+    data = bytearray(victim.read_bytes())
+    data[-30] ^= 0xFF  # same size, other bytes
+    victim.write_bytes(bytes(data))
+    repaired = demo.run("package")
+    assert repaired.code == 0, repaired.stderr
+    assert _tree(dist) == before, "a dist/ zip that no longer hashes right is replaced by the built one"
+
+
 # --- a failing package leaves dist/ as it was ------------------------------------------------------------
 
 

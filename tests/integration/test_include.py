@@ -75,3 +75,17 @@ def test_an_included_path_the_source_also_has_is_exit_4(tmp_path: Path, make_pro
     code, _, stderr = run_cli(["package"], root, {"LBUILD_CACHE_DIR": str(tmp_path / "cache")})
     assert code == 4, stderr
     assert "error: common/util.py is both in the function's source and in include" in stderr
+
+
+def test_a_syntax_error_in_an_included_library_fails_the_package_naming_the_file(
+        tmp_path: Path, make_project: MakeProject) -> None:
+    root = tmp_path / "p"
+    lib = _library(root)
+    make_project(root, {"orders": Fn(extra='include = ["libs/common/src/common"]'), "users": None})
+    env = {"LBUILD_CACHE_DIR": str(tmp_path / "cache")}
+    assert run_cli(["package"], root, env)[0] == 0
+    (lib / "util.py").write_text("def f(:\n    return 2\n", encoding="utf-8")
+    code, _, stderr = run_cli(["package"], root, env)
+    assert code == 4, stderr
+    assert "error: libs/common/src/common/util.py:1: SyntaxError: " in stderr
+    assert "(function orders, libs/common/src/common/util.py:1)" in stderr

@@ -18,7 +18,8 @@ from lbuild.builders.wheels import WheelRef, WheelStore
 from lbuild.config import Project, load_project
 from lbuild.errors import ResolutionError
 from lbuild.resolver import lockfile
-from lbuild.resolver.lock import LockResult, lock_project, stale_reasons
+from lbuild.resolver.freshness import stale_reasons
+from lbuild.resolver.lock import LockResult, lock_project
 from lbuild.resolver.lockfile import Lock, LockedPackage
 from tests.support import Fn, MakeProject, run_lbuild, write_project
 from tests.support.wheelfactory import WheelSpec, build_wheel

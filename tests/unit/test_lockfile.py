@@ -108,6 +108,43 @@ def test_write_is_atomic_and_skips_unchanged(tmp_path: Path) -> None:
     assert lockfile.read(path) == sorted_lock(changed)
 
 
+def test_a_read_remembers_the_parsed_lock_by_its_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "lbuild.lock"
+    lockfile.write(sample_lock(), path)
+    assert lockfile.read(path) == sorted_lock(sample_lock())
+    assert not (tmp_path / "cache").exists(), "a plain read (plan, checks) writes nothing"
+    assert lockfile.read(path, remember=True) == sorted_lock(sample_lock())
+    memos = list((tmp_path / "cache" / "parsed-locks").iterdir())
+    assert len(memos) == 1
+    parsed = []
+    real_loads = tomllib.loads
+    monkeypatch.setattr(lockfile.tomllib, "loads", lambda text: parsed.append(text) or real_loads(text))
+    assert lockfile.read(path) == sorted_lock(sample_lock())
+    assert parsed == [], "the same bytes are not parsed again"
+
+    changed = dataclasses.replace(sample_lock(), inputs="sha256:other")
+    lockfile.write(changed, path)
+    assert lockfile.read(path, remember=True) == sorted_lock(changed), "a memo of other bytes is never used"
+    assert len(parsed) == 1
+
+    memos[0].write_text('{"sha256": "', encoding="utf-8")  # a damaged memo is no memo
+    assert lockfile.read(path, remember=True) == sorted_lock(changed)
+    assert len(parsed) == 2
+    assert lockfile.read(path) == sorted_lock(changed) and len(parsed) == 2, "and it is written again"
+
+
+def test_a_damaged_lock_is_an_error_even_when_a_memo_of_it_exists(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "lbuild.lock"
+    lockfile.write(sample_lock(), path)
+    lockfile.read(path, remember=True)
+    path.write_text(path.read_text(encoding="utf-8") + "[[resolutions\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is damaged"):
+        lockfile.read(path)
+
+
 def test_read_missing_is_none(tmp_path: Path) -> None:
     assert lockfile.read(tmp_path / "lbuild.lock") is None
 
