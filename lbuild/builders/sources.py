@@ -14,17 +14,21 @@ is neither a file nor a folder. Nothing is dropped silently.
 from __future__ import annotations
 
 import errno
+import fnmatch
 import hashlib
 import os
+import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
-from pathspec import GitIgnoreSpec
+from typing import TYPE_CHECKING
 
 from lbuild.errors import BuildError
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 #: Never shipped, whatever the configuration says (no ``!`` pattern re-includes them): secrets and host byte code.
 ALWAYS_EXCLUDED = (".env*", ".git", "__pycache__", "*.pyc")
@@ -50,9 +54,28 @@ class SourceTree:
         return sum(f.size for f in self.files)
 
 
+#: A pattern that is one name glob (no ``/``, ``!``, ``[``, escape, comment or blank): in gitignore it matches every
+#: path with a component it globs, at any depth, and everything under that component.
+_NAME_GLOB = re.compile(r"[^/\\\[!#\s]+")
+
+
 @lru_cache(maxsize=256)
 def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    from pathspec import GitIgnoreSpec  # only for patterns beyond name globs (the defaults are all name globs)
+
     return GitIgnoreSpec.from_lines(patterns)
+
+
+@lru_cache(maxsize=256)
+def _name_globs(patterns: tuple[str, ...]) -> Callable[[str], bool] | None:
+    """For a list of name globs only, whether a path is excluded (as ``GitIgnoreSpec`` decides, file or folder
+    alike: some component matches some glob); None when a pattern needs the full gitignore rules."""
+    if not all(_NAME_GLOB.fullmatch(p) for p in patterns):
+        return None
+    if not patterns:
+        return lambda path: False
+    name = re.compile("|".join(fnmatch.translate(p) for p in patterns))
+    return lambda path: any(name.match(part) for part in path.split("/"))
 
 
 def _folder_matches(spec: GitIgnoreSpec, path: str) -> bool:
@@ -71,6 +94,9 @@ def _folder_matches(spec: GitIgnoreSpec, path: str) -> bool:
 def excluded(path: str, patterns: Sequence[str], folder: bool = False) -> bool:
     """Whether the file (or, with ``folder``, the folder) ``path`` is excluded by ``ALWAYS_EXCLUDED`` or
     ``patterns``; the caller skips what is inside an excluded folder."""
+    globs = (_name_globs(ALWAYS_EXCLUDED), _name_globs(tuple(patterns)))
+    if globs[1] is not None:
+        return any(match(path) for match in globs if match is not None)
     specs = (_spec(ALWAYS_EXCLUDED), _spec(tuple(patterns)))
     if folder:
         return any(_folder_matches(spec, path) for spec in specs)

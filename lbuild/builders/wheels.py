@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import socket
 import tempfile
 import threading
 import urllib.parse
@@ -21,8 +20,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-
-import platformdirs
 
 from lbuild import atomic
 from lbuild.builders.proxy import proxy_for
@@ -40,7 +37,11 @@ _RETRIES = 3
 def cache_dir() -> Path:
     """``LBUILD_CACHE_DIR``, else the user cache directory (``XDG_CACHE_HOME`` honoured on Linux)."""
     override = os.environ.get("LBUILD_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("lbuild", appauthor=False))
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lbuild", appauthor=False))
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,8 @@ class Prefetcher:
         self._addresses: dict[str, str] = {}
         self._pinned: dict[str, urllib3.HTTPSConnectionPool] = {}
         remember_credentials(*hosts)  # the index URL: its files' URLs (from uv) carry no credentials
+        import socket
+
         proxied = _proxy_in_environment()
         for host_url in hosts:
             host = urllib.parse.urlsplit(host_url).hostname

@@ -12,8 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from packaging.utils import NormalizedName, canonicalize_name
+from typing import TYPE_CHECKING
 
 from lbuild import atomic, rules
 from lbuild.builders import wheels
@@ -24,6 +23,9 @@ from lbuild.resolver import local as local_mod
 from lbuild.resolver import lockfile
 from lbuild.resolver.inputs import RequirementInput, read_input
 from lbuild.resolver.lockfile import Lock, LockedWheel
+
+if TYPE_CHECKING:
+    from packaging.utils import NormalizedName
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,9 @@ def function_fingerprint(fn: Function, source: RequirementInput) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def read_inputs(project: Project) -> dict[str, RequirementInput]:
-    return {fn.name: read_input(fn.requirements, project.root) for fn in project.functions}
+def read_inputs(project: Project, *, parse: bool = True) -> dict[str, RequirementInput]:
+    """Every function's dependency input; without ``parse``, only what the fingerprints need (``read_input``)."""
+    return {fn.name: read_input(fn.requirements, project.root, parse=parse) for fn in project.functions}
 
 
 def overall_fingerprint(fingerprints: Mapping[str, str]) -> str:
@@ -103,7 +106,7 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     """Why lbuild.lock does not match the inputs (empty: it is up to date)."""
     if previous is None:
         return [f"{project.lock_path.name} does not exist"]
-    inputs = read_inputs(project)
+    inputs = read_inputs(project, parse=False)  # the fingerprints hash the files; they need no parsed requirement
     groups = plan_groups(project.functions)
     fingerprints = {g.id: group_fingerprint(g, inputs, project.index, project.root) for g in groups}
     changed = changed_local_wheels(previous, project.root, remember=False)  # a check writes nothing
@@ -113,7 +116,7 @@ def stale_reasons(project: Project, previous: Lock | None) -> list[str]:
     current = local_projects(inputs)
     locked_trees = {p.name: p for r in previous.resolutions for p in r.packages if p.source_tree}
     for name, pkg in sorted(locked_trees.items()):
-        now = current.get(canonicalize_name(name))
+        now = current.get(local_mod.canonical(name))
         if now is not None and now.tree != pkg.source_tree:
             reasons.append(f"local project {name} ({pkg.wheel.path}): its sources changed")
     locked = {f.name: f for f in previous.functions}

@@ -19,12 +19,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import NormalizedName, canonicalize_name
+from typing import TYPE_CHECKING
 
 from lbuild.errors import ConfigError
 from lbuild.resolver import local as local_mod
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+    from packaging.utils import NormalizedName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,23 +65,27 @@ class _Line:
     local: Path | None = None  # the directory of a local project this line names
 
 
-def read_input(path: Path | None, root: Path) -> RequirementInput:
-    """Read the dependency input at ``path`` (None: no dependencies)."""
+def read_input(path: Path | None, root: Path, *, parse: bool = True) -> RequirementInput:
+    """Read the dependency input at ``path`` (None: no dependencies). Without ``parse`` only what the lock's
+    freshness depends on is read (kind, files, digest, local projects; requirements, constraints, hashes and
+    origins left empty): what is not a local project is not parsed, and packaging is not imported for it."""
     if path is None:
         return RequirementInput("none", digest=_digest([]))
     if path.name == "pyproject.toml":
         return _read_pyproject(path, root)
     files: list[Path] = []
-    lines, constraints = _read_requirements_file(path, root, files, seen=set())
+    lines, constraints = _read_requirements_file(path, root, files, seen=set(), parse=parse)
     hashed = [line for line in lines if "--hash" in line.text]
     if hashed:
-        return _lock_input(path, root, lines, constraints, files)
+        return _lock_input(path, root, lines, constraints, files, parse=parse)
     requirements, origins = [], {}
     declared: dict[NormalizedName, Path] = {}
     for line in lines:
+        if not parse and line.local is None:
+            continue
         req = _requirement(line)
         if line.local is not None:
-            _declare(declared, canonicalize_name(req.name), line.local, line.where)
+            _declare(declared, local_mod.canonical(req.name), line.local, line.where)
         requirements.append(str(req))
         origins[str(req)] = line.where
     projects = local_mod.discover(declared, _rel(path, root))
@@ -143,7 +149,7 @@ def _logical_lines(path: Path, root: Path) -> list[_Line]:
 
 
 def _read_requirements_file(
-    path: Path, root: Path, files: list[Path], seen: set[Path]
+    path: Path, root: Path, files: list[Path], seen: set[Path], parse: bool = True
 ) -> tuple[list[_Line], list[str]]:
     path = path.resolve()
     if path in seen:
@@ -164,9 +170,9 @@ def _read_requirements_file(
             if not included.is_file():
                 raise ConfigError(f"included file {target} does not exist", line.where,
                                   "fix the path (it is relative to the including file)")
-            sub_lines, sub_constraints = _read_requirements_file(included, root, files, seen)
+            sub_lines, sub_constraints = _read_requirements_file(included, root, files, seen, parse)
             if option in ("-c", "--constraint"):
-                constraints += [str(_requirement(sub)) for sub in sub_lines] + sub_constraints
+                constraints += [str(_requirement(sub)) for sub in sub_lines if parse] + sub_constraints
             else:
                 lines += sub_lines
                 constraints += sub_constraints
@@ -217,6 +223,8 @@ def _direct_reference(line: _Line, base: Path, files: list[Path]) -> _Line:
     count in the input digest (a wheel rebuilt at the same version re-locks)."""
     if "@" not in line.text or "file:" not in line.text:
         return line
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(_HASH_OPTION.sub("", line.text).strip())
     except InvalidRequirement:
@@ -237,6 +245,8 @@ def _direct_reference(line: _Line, base: Path, files: list[Path]) -> _Line:
 
 def _requirement(line: _Line) -> Requirement:
     # Not shlex: it would drop the quotes of marker strings (python_version < "3.12").
+    from packaging.requirements import InvalidRequirement, Requirement
+
     text = _HASH_OPTION.sub("", line.text).strip()
     try:
         return Requirement(text)
@@ -257,7 +267,11 @@ def _hashes(line: _Line) -> set[str]:
 
 
 def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[str],
-                files: list[Path]) -> RequirementInput:
+                files: list[Path], parse: bool = True) -> RequirementInput:
+    if not parse:
+        return _lock_files(path, root, lines, files)
+    from packaging.requirements import Requirement
+
     pins: dict[str, Requirement] = {}
     hashes: dict[str, frozenset[str]] = {}
     origins: dict[str, str] = {}
@@ -268,8 +282,8 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
     for line in lines:
         req = _requirement(line)
         if line.local is not None:  # pip-compile writes `-e file:...` with no hash: lbuild builds and hashes it
-            _declare(declared, canonicalize_name(req.name), line.local, line.where)
-            origins[canonicalize_name(req.name)] = line.where
+            _declare(declared, local_mod.canonical(req.name), line.local, line.where)
+            origins[local_mod.canonical(req.name)] = line.where
             vias = _via_files(line.comments)
             if not annotated or vias:
                 top.append(req)
@@ -279,7 +293,7 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
         if len(specs) != 1 or specs[0].operator not in ("==", "==="):
             raise ConfigError(f"{req.name} is not pinned with == in a lock that has --hash lines", line.where,
                               "regenerate the lock with pip-compile --generate-hashes, or remove every --hash")
-        name = canonicalize_name(req.name)
+        name = local_mod.canonical(req.name)
         digests = _hashes(line)
         if not digests:
             raise ConfigError(f"{req.name} has no sha256 --hash in a hashed lock", line.where,
@@ -295,7 +309,7 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
     files += sorted(source.resolve() for source in sources if source.is_file())  # edits to them re-lock too
     requirements = []
     for req in top:
-        name = canonicalize_name(req.name)
+        name = local_mod.canonical(req.name)
         source_req = extras.get(name)
         if source_req is not None:
             req = Requirement(str(req))
@@ -308,6 +322,19 @@ def _lock_input(path: Path, root: Path, lines: list[_Line], constraints: list[st
     projects = local_mod.discover(declared, _rel(path, root))
     return RequirementInput("pip-compile", tuple(requirements), tuple(pinned + constraints), hashes, origins,
                             tuple(files), _digest(files, projects, root), projects)
+
+
+def _lock_files(path: Path, root: Path, lines: list[_Line], files: list[Path]) -> RequirementInput:
+    """``_lock_input`` without parsing the pins: the same kind, files, digest and local projects."""
+    sources: set[Path] = set()
+    declared: dict[NormalizedName, Path] = {}
+    for line in lines:
+        if line.local is not None:
+            _declare(declared, local_mod.canonical(_requirement(line).name), line.local, line.where)
+        sources.update(path.parent / v for v in _via_files(line.comments))
+    files += sorted(source.resolve() for source in sources if source.is_file())
+    projects = local_mod.discover(declared, _rel(path, root))
+    return RequirementInput("pip-compile", files=tuple(files), digest=_digest(files, projects, root), local=projects)
 
 
 def _via_files(comments: list[str]) -> list[str]:
@@ -334,7 +361,7 @@ def _extras_from_sources(sources: set[Path]) -> dict[str, Requirement]:
             lines, _ = _read_requirements_file(source, source.parent, [], set())
             for line in lines:
                 req = _requirement(line)
-                out[canonicalize_name(req.name)] = req
+                out[local_mod.canonical(req.name)] = req
         except ConfigError:
             continue
     return out
@@ -357,7 +384,7 @@ def _read_pyproject(path: Path, root: Path) -> RequirementInput:
     for dep in deps:
         line = _direct_reference(_Line(dep, where), path.parent, files)
         req = _requirement(line)
-        name = canonicalize_name(req.name)
+        name = local_mod.canonical(req.name)
         directory = line.local or sources.get(name)
         if directory is not None:
             req.url = None

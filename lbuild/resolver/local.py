@@ -17,8 +17,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from packaging.utils import NormalizedName, canonicalize_name
+from typing import TYPE_CHECKING
 
 from lbuild.builders.wheels import WheelRef, WheelStore
 from lbuild.config import IndexSettings
@@ -32,6 +31,16 @@ else:  # pragma: no cover
 # Never part of a wheel: VCS data, caches, build output, virtual environments.
 _SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "build", "dist", ".tox", ".nox",
               ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
+
+if TYPE_CHECKING:
+    from packaging.utils import NormalizedName
+
+
+def canonical(name: str) -> NormalizedName:
+    """``name`` normalized as PEP 503 says (packaging is imported only when a name needs it)."""
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(name)
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ def project_name(directory: Path, where: str) -> NormalizedName:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{directory} has no [project].name in its pyproject.toml", where,
                           "give the local project a pyproject.toml with [project] name, version and build-system")
-    return canonicalize_name(name)
+    return canonical(name)
 
 
 def _pyproject(directory: Path, where: str) -> dict[str, object]:
@@ -97,7 +106,7 @@ def uv_path_sources(pyproject: Path, data: Mapping[str, object]) -> dict[Normali
     for name, value in sources.items():
         entries = value if isinstance(value, list) else [value]
         for entry in entries:
-            key = canonicalize_name(name)
+            key = canonical(name)
             if isinstance(entry, dict) and isinstance(entry.get("path"), str):
                 out[key] = (pyproject.parent / entry["path"]).resolve()
             elif isinstance(entry, dict) and entry.get("workspace") is True:
@@ -212,7 +221,7 @@ def ensure_built(root: Path, packages: Iterable[tuple[str, str, str, str, str]],
         if store.has(WheelRef(filename, sha256)):
             continue
         directory = (root / rel).resolve()
-        project = LocalProject(canonicalize_name(name), directory, tree_hash(directory))
+        project = LocalProject(canonical(name), directory, tree_hash(directory))
         if project.tree != tree:
             raise ResolutionError(f"local project {name} ({rel}) changed since lbuild.lock was written",
                                   where=rel, hint="run `lbuild lock`")

@@ -1,5 +1,6 @@
 """A command loads only what it needs: a no-op ``lbuild package`` (the step every Makefile and CI job runs first)
-starts without boto3, the docker SDK, the resolver's uv driver, the trigger families or the zip writer.
+starts without boto3, the docker SDK, the resolver's uv driver, the trigger families, the zip writer, the
+requirement parser or the full gitignore matcher.
 
 Read from ``python -X importtime`` of a real ``lbuild`` process: nothing in lbuild is patched to report it.
 """
@@ -26,6 +27,8 @@ NOT_FOR_A_NO_OP = {
     "lbuild.builders.audit": "nothing is audited when every artifact is cached",
     "lbuild.builders.image": "no function is an image",
     "lbuild.publisher.aws": "package publishes nothing",
+    "packaging.requirements": "a fresh lock's fingerprints hash the requirement files: nothing is parsed",
+    "pathspec": "the default excludes are name globs, matched without the full gitignore rules",
 }
 
 

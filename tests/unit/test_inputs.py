@@ -6,6 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lbuild.errors import ConfigError
 from lbuild.resolver.inputs import RequirementInput, read_input
@@ -270,3 +272,50 @@ def test_pip_compile_lock_errors(tmp_path: Path, line: str, what: str) -> None:
     err = error(tmp_path, "requirements.txt", f"dep-x86==1.0 --hash=sha256:{H3}\n\n{line}\n")
     assert what in err.what
     assert err.where == "requirements.txt:3"
+
+
+# --- the light read the lock's freshness uses --------------------------------------------------------------
+
+_LINES = (
+    "requests==2.31.0 --hash=sha256:" + H1,
+    "six==1.16.0 \\\n    --hash=sha256:" + H2,
+    "    # via -r requirements.in",
+    "    # via\n    #   -r extra.in",
+    "attrs>=22 ; python_version < \"3.12\"",
+    "Flask[async]>=2",
+    "-r base.txt",
+    "-c constraints.txt",
+    "-e ./libs/common",
+    "./libs/other",
+    "common @ file:./libs/common",
+    "wheelpkg @ file:./wheels/wheelpkg-1.0-py3-none-any.whl",
+    "# a comment",
+    "",
+)
+
+
+def _light_fixture(root: Path) -> None:
+    write(root / "fn/base.txt", "idna==3.4 --hash=sha256:" + H3 + "\n")
+    write(root / "fn/constraints.txt", "urllib3<3\n")
+    write(root / "fn/requirements.in", "requests\nsix[extra]\n")
+    write(root / "fn/extra.in", "six\n")
+    write(root / "fn/libs/common/pyproject.toml", '[project]\nname = "Common"\nversion = "1"\n')
+    write(root / "fn/libs/common/common/__init__.py", "X = 1\n")
+    write(root / "fn/libs/other/pyproject.toml", '[project]\nname = "other_lib"\nversion = "2"\n')
+    write(root / "fn/wheels/wheelpkg-1.0-py3-none-any.whl", "not really a wheel, but bytes that count\n")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.sampled_from(_LINES), max_size=8))
+def test_the_light_read_gives_the_full_reads_kind_files_digest_and_local_projects(tmp_path: Path,
+                                                                                    lines: list[str]) -> None:
+    """``parse=False`` (what ``lbuild package`` reads for a fresh lock) is ``read_input`` without the parse: every
+    field the fingerprints use is the same, for loose files, hashed locks, includes and local projects."""
+    _light_fixture(tmp_path)
+    path = write(tmp_path / "fn/requirements.txt", "\n".join(lines) + "\n")
+    try:
+        full = read_input(path, tmp_path)
+    except ConfigError:
+        return  # an input the full read refuses is never locked, so its lock is never fresh
+    light = read_input(path, tmp_path, parse=False)
+    assert (light.kind, light.files, light.digest, light.local) == (full.kind, full.files, full.digest, full.local)

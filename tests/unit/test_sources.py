@@ -9,8 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pathspec import GitIgnoreSpec
 
-from lbuild.builders.sources import ALWAYS_EXCLUDED, excluded, repository_of, scan
+from lbuild.builders.sources import ALWAYS_EXCLUDED, _folder_matches, excluded, repository_of, scan
 from lbuild.config import DEFAULT_EXCLUDE
 from lbuild.errors import BuildError
 
@@ -160,3 +163,25 @@ def test_special_files_are_not_dropped_silently(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="neither a file nor a folder"):
         scan(source, DEFAULT_EXCLUDE)
     assert _paths(source, (*DEFAULT_EXCLUDE, "pipe")) == ["app.py"]
+
+
+_NAMES = st.text(alphabet="ab.t_-*?", min_size=1, max_size=5)
+_PARTS = st.text(alphabet="ab.t_-", min_size=1, max_size=5).filter(lambda p: p not in {".", ".."})  # as a scan gives
+
+
+@settings(max_examples=400, deadline=None)
+@given(patterns=st.lists(_NAMES, max_size=4).map(tuple), parts=st.lists(_PARTS, min_size=1, max_size=4),
+       folder=st.booleans())
+def test_name_globs_decide_as_gitignore_spec_does(patterns: tuple[str, ...], parts: list[str], folder: bool) -> None:
+    """Name-glob excludes (the defaults) are matched without pathspec; the answer is pathspec's, file or folder."""
+    path = "/".join(parts)
+    spec = GitIgnoreSpec.from_lines(ALWAYS_EXCLUDED + patterns)
+    want = _folder_matches(spec, path) if folder else spec.match_file(path)
+    assert excluded(path, patterns, folder=folder) == want
+
+
+def test_a_pattern_beyond_name_globs_takes_the_full_gitignore_rules() -> None:
+    assert excluded("a/keep.py", ("a/*", "!a/keep.py")) is False
+    assert excluded("a/drop.py", ("a/*", "!a/keep.py")) is True
+    assert excluded("build", ("build/",), folder=False) is False
+    assert excluded("build", ("build/",), folder=True) is True
