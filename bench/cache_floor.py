@@ -8,7 +8,7 @@ is a chain of GetObject calls made one after the other (a 404 counts as done), a
 object before its zip; each ``puts`` item one create-only PutObject (``If-None-Match: *``, SHA-256 checksum) of
 a file's bytes. The chains run on ``workers`` threads with one client (lbuild's: one attempt, 32 connections,
 ``aws.S3_CONFIG``), then the puts. Prints JSON: seconds for the requests alone (client made and warmed first),
-the process's CPU seconds, and the request count.
+this process's CPU seconds meanwhile, and the request count.
 """
 
 from __future__ import annotations
