@@ -174,12 +174,24 @@ class Builder:
                     self.log(f"fetching wheels [{done}/{len(fetches)}]")
         built: dict[str, Built] = {}
         if missing:
-            with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+            # each fresh build is offered to the remote tier as soon as it is done, by threads of their own (S3
+            # round trips, not CPU), while the next ones build; every upload has ended when build_all returns
+            with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool, \
+                    ThreadPoolExecutor(max_workers=16) as uploads:
                 futures = {pool.submit(self._build, s, keys[s.name], sources.get(s.name), targets[s.name]): s.name
                            for s in missing}
+                offered: set[str] = set()
+                stores = []
                 for done, future in enumerate(as_completed(futures), start=1):
-                    built[futures[future]] = future.result()
+                    fresh = built[futures[future]] = future.result()
+                    if self.remote is not None and fresh.key not in offered:  # one upload per key
+                        offered.add(fresh.key)
+                        stores.append(uploads.submit(self.remote.store, fresh.key, fresh.path(self.cache),
+                                                     self.cache / fresh.key[:2] / f"{fresh.key}.json",
+                                                     fresh.code_sha256))
                     self.log(f"building artifacts [{done}/{len(futures)}]")
+                for stored in stores:
+                    stored.result()
         return [hits[s.name] or built[s.name] for s in specs]  # type: ignore[misc]
 
     def _remote_hits(self, missing: Sequence[ArtifactSpec], keys: Mapping[str, str]) -> dict[str, Built | None]:
@@ -187,9 +199,21 @@ class Builder:
         remote = self.remote
         assert remote is not None
         wanted = sorted({keys[s.name] for s in missing})
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with ThreadPoolExecutor(max_workers=32) as pool:  # round trips, not CPU (botocore keeps 32 connections)
             fetched = dict(zip(wanted, pool.map(lambda k: remote.fetch(k, self.cache), wanted), strict=True))
-        hits = {s.name: self._lookup(keys[s.name], s) if fetched[keys[s.name]] else None for s in missing}
+
+        def verified(spec: ArtifactSpec) -> Built | None:
+            """The entry ``fetch`` just checked (size and sha256, hashed as it streamed in): not hashed again."""
+            key = keys[spec.name]
+            try:
+                data = json.loads((self.cache / key[:2] / f"{key}.json").read_text(encoding="utf-8"))
+                return Built(**{**data, "kind": spec.kind, "name": spec.name, "file": spec.file,
+                                "packages": tuple(data["packages"]),
+                                "contributions": tuple(tuple(c) for c in data["contributions"]), "cached": True})
+            except (OSError, ValueError, TypeError, KeyError):
+                return None
+
+        hits = {s.name: verified(s) if fetched[keys[s.name]] else None for s in missing}
         if any(hits.values()):
             self.log(f"{sum(1 for h in hits.values() if h)} of {len(missing)} artifacts from the shared cache")
         return hits
@@ -243,8 +267,6 @@ class Builder:
                       artifact.zip_bytes, artifact.unzipped_bytes, tuple(p.pin for p in spec.packages),
                       tuple(sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))))
         self._save(built)
-        if self.remote is not None:
-            self.remote.store(key, out, self.cache / key[:2] / f"{key}.json", built.code_sha256)
         return built
 
     def _save(self, built: Built) -> None:

@@ -166,7 +166,7 @@ class S3Cache:
                   code_sha256: str | None = None) -> str | None:
         """Stream ``key`` to ``target`` if it has ``size`` bytes hashing to ``sha256`` (and S3's own SHA-256
         checksum, when it has one, is ``code_sha256``); else say why not, and keep nothing."""
-        response = self._call("get_object", key, ChecksumMode="ENABLED")
+        response = self._call("get_object", key)  # hashed below, once (botocore does not: ``aws.S3_CONFIG``)
         got_size = response.get("ContentLength")
         if size is not None and got_size != size:
             response["Body"].close()

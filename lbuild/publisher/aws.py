@@ -42,6 +42,11 @@ _READ_PREFIXES = ("Get", "List", "Head", "Describe", "Simulate")
 #: 5xx and connection errors, with botocore's capped exponential backoff (1, 2, 4, 8, 16 s of jitter at most),
 #: so that a persistent throttle fails within a minute instead of retrying for ten.
 RETRY_ATTEMPTS = 6
+#: S3 clients leave the body hashing to lbuild, which knows each body's SHA-256 already: a PutObject carries it
+#: as its checksum (S3 refuses a body that does not match, and the header is signed) instead of SigV4 hashing the
+#: body again (botocore does over http, and for a checksum it did not compute); a GetObject body is hashed once,
+#: by the reader that checks it against what it expects, not a second time by botocore's checksum validation.
+S3_CONFIG = Config(s3={"payload_signing_enabled": False}, response_checksum_validation="when_required")
 #: A deploy of named functions only (``lbuild deploy f1 f2``) reads them by ListFunctions from this many (a page
 #: holds 50), one by one below; a whole deploy always sweeps (it lists the region to find removed functions).
 SWEEP_FROM = 50
@@ -105,8 +110,9 @@ class Aws:
         key = (service, region, retried)
         with self._lock:
             if key not in self._clients:
+                config = self._configs[retried]
                 self._clients[key] = self.session.client(service, region_name=region or self.region,
-                                                         config=self._configs[retried])
+                                                         config=config.merge(S3_CONFIG) if service == "s3" else config)
             return self._clients[key]
 
     def call(self, service: str, operation: str, resource: str, region: str | None = None, *,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -22,11 +23,13 @@ from typing import Any
 
 import pytest
 
+from lbuild.builders import build
 from lbuild.builders.s3cache import S3Cache, artifact_keys
 from lbuild.config import CacheSettings
 from lbuild.publisher.aws import Aws
 from tests.integration.test_deploy import Run
 from tests.support import Fn, MakeProject
+from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.moto_server import MotoAws
 
 if sys.version_info >= (3, 11):
@@ -277,6 +280,74 @@ def test_a_corrupt_wheel_is_refused_and_fetched_from_its_source(project: Path, t
     assert tree(b_root / "dist") == tree(project / "dist")
     local = tmp_path / "runner-b-cache" / "wheels" / wheel_key.split("/")[-2][:2] / "/".join(wheel_key.split("/")[-2:])
     assert hashlib.sha256(local.read_bytes()).hexdigest() == wheel_key.split("/")[-2]
+
+
+def test_uploads_run_beside_the_builds(project: Path, tmp_path: Path, aws_env: MotoAws, run_cli: RunCli,
+                                       fault_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every artifact PutObject is held a second before it reaches moto: uploads that took a build worker (two of
+    them, for four artifacts) would start the last builds two held PUTs after the first; on threads of their own,
+    every build is done before the first held PUT is."""
+    hold = 1.0
+    aws_env.create_bucket(BUCKET)
+    fault_proxy.add(Rule("hold", service="s3", op="^PutObject$", path="/artifacts/", seconds=hold))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    a = package(run_cli, runner(project, tmp_path, "runner-a", monkeypatch))
+    assert counts(a) == (4, 0)
+    built = [p.stat().st_mtime for p in (tmp_path / "runner-a-cache" / "artifacts").rglob("*.zip")]
+    puts = [e.time for e in fault_proxy.log if e.operation == "PutObject" and "/artifacts/" in e.path]
+    assert len(built) == 4 and len(puts) == 8 and all(e.status == 200 for e in fault_proxy.log
+                                                      if e.operation == "PutObject")
+    assert max(built) < min(puts) + hold
+    objects_now = objects(aws_env)
+    assert len([k for k in objects_now if k.startswith(f"{PREFIX}/artifacts/")]) == 8  # all up when package ends
+
+
+def test_a_fetched_entry_is_hashed_once(project: Path, tmp_path: Path, aws_env: MotoAws, run_cli: RunCli,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """B's zips are hashed as they stream in (and checked against their metadata): not hashed again from the local
+    cache, nor by botocore's response checksum validation."""
+    aws_env.create_bucket(BUCKET)
+    package(run_cli, runner(project, tmp_path, "runner-a", monkeypatch))
+    hashed: list[Path] = []
+    original = build.file_sha256
+
+    def counted(path: Path) -> str:
+        hashed.append(path)
+        return original(path)
+
+    monkeypatch.setattr(build, "file_sha256", counted)
+    b_root = runner(project, tmp_path, "runner-b", monkeypatch)
+    b = package(run_cli, b_root)
+    assert counts(b) == (0, 4)
+    assert hashed == []
+    assert tree(b_root / "dist") == tree(project / "dist")
+
+
+def test_bodies_are_hashed_by_lbuild_alone(tmp_path: Path, aws_env: MotoAws) -> None:
+    """A PutObject carries the SHA-256 lbuild computed as its checksum and leaves SigV4's payload hash unsigned (no
+    second pass over the body); a GetObject asks for no checksum mode (botocore would hash the body again)."""
+    aws_env.create_bucket(BUCKET)
+    key = hashlib.sha256(b"hashed once").hexdigest()
+    aws = Aws()
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    def before_send(request: Any, **_: Any) -> None:
+        sent.append((request.method, {k.lower(): v.decode() if isinstance(v, bytes) else v
+                                      for k, v in request.headers.items()}))
+
+    aws.session.events.register("before-send.s3", before_send)
+    logs: list[str] = []
+    cache = S3Cache(CacheSettings(BUCKET, PREFIX, "read-write"), aws, logs.append)
+    zip_path, meta_path, code = _entry(tmp_path / "a", key, b"zip bytes")
+    cache.store(key, zip_path, meta_path, code)
+    assert cache.fetch(key, tmp_path / "local")
+    assert (tmp_path / "local" / key[:2] / f"{key}.zip").read_bytes() == b"zip bytes"
+    puts = [h for method, h in sent if method == "PUT"]
+    gets = [h for method, h in sent if method == "GET"]
+    assert len(puts) == 2 and len(gets) == 2 and logs == []
+    assert puts[0]["x-amz-checksum-sha256"] == code
+    assert all(h["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD" and h["if-none-match"] == "*" for h in puts)
+    assert not [h for h in gets if "x-amz-checksum-mode" in h]
 
 
 # --- two writers of one key ---------------------------------------------------------------------------
