@@ -121,6 +121,13 @@ class WheelTier(Protocol):
         ...
 
 
+def _on_disk(ref: WheelRef) -> bool:
+    """Whether ``ref``'s source is a file on this machine (a find_links folder, a ``file:`` URL) that exists."""
+    if ref.path is None and not (ref.url or "").startswith("file:"):
+        return False
+    return (ref.path or file_url_path(ref.url or "")).is_file()
+
+
 class WheelStore:
     """The verified, content-addressed store of wheel files (``remote``: a shared tier asked on a local miss)."""
 
@@ -145,8 +152,9 @@ class WheelStore:
                 return target
             target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
+        remote = None if _on_disk(ref) else self.remote  # a file on disk is read from there: no round trip
         with self._temporary(target.parent) as tmp:
-            if self.remote is not None and self.remote.fetch_wheel(ref.sha256, ref.filename, Path(tmp)):
+            if remote is not None and remote.fetch_wheel(ref.sha256, ref.filename, Path(tmp)):
                 os.replace(tmp, target)  # the tier checked the bytes against ref.sha256
                 return target
             digest = self._copy_in(ref, tmp)
@@ -159,8 +167,8 @@ class WheelStore:
                 )
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
-        if self.remote is not None:
-            self.remote.store_wheel(ref.sha256, ref.filename, target)
+        if remote is not None:
+            remote.store_wheel(ref.sha256, ref.filename, target)
         return target
 
     def _metadata_path(self, ref: WheelRef) -> Path:

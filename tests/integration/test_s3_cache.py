@@ -28,8 +28,9 @@ from lbuild.builders.s3cache import S3Cache, artifact_keys
 from lbuild.config import CacheSettings
 from lbuild.publisher.aws import Aws
 from tests.integration.test_deploy import Run
-from tests.support import Fn, MakeProject
+from tests.support import WHEELHOUSE, Fn, MakeProject
 from tests.support.faultproxy import FaultProxy, Rule
+from tests.support.index_server import LocalIndex
 from tests.support.moto_server import MotoAws
 
 if sys.version_info >= (3, 11):
@@ -47,16 +48,19 @@ RunCli = Callable[..., Run]
 WHEELS = 2  # purea and pureb
 
 
+FUNCTIONS = {name: Fn(requirements=req, files={"name.py": f"NAME = {name!r}\n"})
+             for name, req in (("orders", "purea\n"), ("users", "purea\n"), ("solo", None))}
+
+
 @pytest.fixture()
-def project(tmp_path: Path, make_project: MakeProject, wheelhouse: Path) -> Path:
+def project(tmp_path: Path, make_project: MakeProject, local_index: LocalIndex) -> Path:
     """Three functions, two of them sharing a layer (purea, pureb); the [cache] table appended. Four artifacts,
-    four keys (each source has a file of its own). The wheels come from a copy of the wheelhouse (``find_links``),
-    which a test may take away."""
+    four keys (each source has a file of its own). The wheels come from a package index over HTTP on 127.0.0.1,
+    which a test may make fail."""
     root = tmp_path / "runner-a"
-    links = shutil.copytree(wheelhouse, tmp_path / "wheelhouse")
-    config = make_project(root, {name: Fn(requirements=req, files={"name.py": f"NAME = {name!r}\n"})
-                                 for name, req in (("orders", "purea\n"), ("users", "purea\n"), ("solo", None))},
-                          find_links=[links])
+    for spec in WHEELHOUSE[:WHEELS]:
+        local_index.add(spec)
+    config = make_project(root, FUNCTIONS, f'index_url = "{local_index.index_url()}"', find_links=[], no_index=False)
     config.write_text(config.read_text() + CACHE)
     return root
 
@@ -245,14 +249,14 @@ def test_a_bad_bucket_name_is_exit_2_before_anything_is_built(project: Path, run
 
 
 def test_wheels_come_from_the_shared_cache(project: Path, tmp_path: Path, aws_env: MotoAws, run_cli: RunCli,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                           local_index: LocalIndex, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runner B must build every artifact (their entries are gone) while the wheels' source is unreachable."""
     aws_env.create_bucket(BUCKET)
     package(run_cli, runner(project, tmp_path, "runner-a", monkeypatch))
     for key in objects(aws_env):
         if key.startswith(f"{PREFIX}/artifacts/"):
             aws_env.s3.delete_object(Bucket=BUCKET, Key=key)
-    shutil.rmtree(tmp_path / "wheelhouse")
+    local_index.fail(".", status=503)  # the index is down: every wheel must come from the bucket
     b_root = runner(project, tmp_path, "runner-b", monkeypatch)
     b = package(run_cli, b_root)
     assert counts(b) == (4, 0)
@@ -263,7 +267,7 @@ def test_wheels_come_from_the_shared_cache(project: Path, tmp_path: Path, aws_en
 
 
 def test_a_corrupt_wheel_is_refused_and_fetched_from_its_source(project: Path, tmp_path: Path, aws_env: MotoAws,
-                                                               run_cli: RunCli,
+                                                               run_cli: RunCli, local_index: LocalIndex,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     aws_env.create_bucket(BUCKET)
     package(run_cli, runner(project, tmp_path, "runner-a", monkeypatch))
@@ -280,6 +284,26 @@ def test_a_corrupt_wheel_is_refused_and_fetched_from_its_source(project: Path, t
     assert tree(b_root / "dist") == tree(project / "dist")
     local = tmp_path / "runner-b-cache" / "wheels" / wheel_key.split("/")[-2][:2] / "/".join(wheel_key.split("/")[-2:])
     assert hashlib.sha256(local.read_bytes()).hexdigest() == wheel_key.split("/")[-2]
+    assert local_index.seen(f"/files/{local.name}", agent="lbuild", status=200)  # from its source: the index
+
+
+def test_a_wheel_on_disk_is_read_from_disk_not_the_bucket(tmp_path: Path, make_project: MakeProject,
+                                                         wheelhouse: Path, aws_env: MotoAws, run_cli: RunCli,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wheels from a find_links folder are files on the runner already: the bucket is neither asked for them nor
+    given them (a GET and a PUT per wheel saved); the artifacts are shared as ever."""
+    aws_env.create_bucket(BUCKET)
+    root = tmp_path / "runner-a"
+    config = make_project(root, FUNCTIONS, find_links=[shutil.copytree(wheelhouse, tmp_path / "wheelhouse")])
+    config.write_text(config.read_text() + CACHE)
+    a = package(run_cli, runner(root, tmp_path, "runner-a", monkeypatch))
+    assert counts(a) == (4, 0)
+    assert a.recorder.sent["s3.GetObject"] == 4 and a.recorder.sent["s3.PutObject"] == 8  # artifacts only
+    assert not [k for k in objects(aws_env) if k.startswith(f"{PREFIX}/wheels/")]
+    b_root = runner(root, tmp_path, "runner-b", monkeypatch)
+    b = package(run_cli, b_root)
+    assert counts(b) == (0, 4) and b.recorder.sent["s3.GetObject"] == 8
+    assert tree(b_root / "dist") == tree(root / "dist")
 
 
 def test_uploads_run_beside_the_builds(project: Path, tmp_path: Path, aws_env: MotoAws, run_cli: RunCli,
