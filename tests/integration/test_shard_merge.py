@@ -18,7 +18,22 @@ import yaml
 from lbuild.resolver import lockfile
 from tests.integration.test_ci_templates import _actionlint, _init
 from tests.integration.test_deploy import Run
-from tests.integration.test_s3_cache import BUCKET, PREFIX, RunCli, counts, objects, project, runner, tree
+from tests.integration.test_s3_cache import (
+    BUCKET,
+    CACHE,
+    FUNCTIONS,
+    PREFIX,
+    WHEELS,
+    RunCli,
+    counts,
+    objects,
+    project,
+    runner,
+    tree,
+)
+from tests.support import WHEELHOUSE, Fn, MakeProject
+from tests.support.docker_engine import base_image
+from tests.support.index_server import LocalIndex
 from tests.support.moto_server import MotoAws
 
 __all__ = ["project"]  # the fixture of test_s3_cache: three functions, one shared layer, [cache] appended
@@ -245,3 +260,42 @@ def test_the_gitlab_file_s_sharded_build_is_yaml_with_a_parallel_shard_job_and_t
     data = yaml.safe_load(text)
     data.update(jobs)  # in place of the package job: the other jobs' needs still name a job that exists
     assert all(need in data for job in ("plan-dev", "deploy-dev", "deploy-prod") for need in data[job]["needs"])
+
+
+def test_image_functions_are_left_to_the_merge_which_builds_them(tmp_path: Path, make_project: MakeProject,
+                                                                 local_index: LocalIndex, aws_env: MotoAws,
+                                                                 run_cli: RunCli, docker_engine: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image is no zip in the bucket (deploy pushes it to ECR): the shards split the zip artifacts alone, and
+    the merge, on a runner with an engine, builds the image; dist/ is again the dist/ of one run."""
+    base = base_image(docker_engine, "amd64")
+    for spec in WHEELHOUSE[:WHEELS]:
+        local_index.add(spec)
+    functions = {**FUNCTIONS, "api": Fn("purea\n", extra=f'package_type = "image"\nbase_image = "{base}"')}
+    root = tmp_path / "checkout"
+    config = make_project(root, functions, f'index_url = "{local_index.index_url()}"', find_links=[], no_index=False)
+    config.write_text(config.read_text() + CACHE)
+    aws_env.create_bucket(BUCKET)
+    locked(run_cli, root)
+    try:
+        for k in (1, 2):
+            _, report = shard(run_cli, runner(root, tmp_path, f"shard-{k}", monkeypatch), f"{k}/2")
+            assert report["total"] == ARTIFACTS and "api" not in {a["name"] for a in report["artifacts"]}
+        assert not [i for i in docker_engine.images.list() if any("demo-api" in t for t in i.tags)]
+        merger = runner(root, tmp_path, "merge", monkeypatch)
+        merged = run_cli(merger, "package", "--merge", "2")
+        assert merged.code == 0, merged.stderr
+        assert counts(merged) == (0, ARTIFACTS)
+        entry = next(f for f in json.loads((merger / "dist" / "manifest.json").read_text())["functions"]
+                     if f["name"] == "api")
+        assert entry["package_type"] == "image" and entry["image"]["id"].startswith("sha256:")
+        single = runner(root, tmp_path, "single", monkeypatch)
+        monkeypatch.setenv("LBUILD_CACHE_MODE", "off")
+        alone = run_cli(single, "package", "--locked")
+        assert alone.code == 0, alone.stderr
+        assert tree(merger / "dist") == tree(single / "dist")
+    finally:
+        for image in docker_engine.images.list():
+            for tag in image.tags:
+                if tag.startswith("lbuild/demo-api"):
+                    docker_engine.images.remove(tag, force=True)
