@@ -21,7 +21,8 @@ from lbuild import manifest, rules, values
 from lbuild.builders import package as builder
 from lbuild.builders.build import artifact_cache
 from lbuild.builders.package import PackageResult
-from lbuild.builders.wheels import WheelStore, cache_dir, remember_credentials
+from lbuild.builders.wheels import WheelStore, remember_credentials
+from lbuild.cachedir import cache_dir
 from lbuild.config import CACHE_MODE_ENV, Function, Project, select
 from lbuild.errors import ChangesPending, ConfigError
 from lbuild.manifest import Manifest

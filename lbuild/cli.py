@@ -1,8 +1,10 @@
 """Typer commands: the only module that prints, prompts or exits."""
 
 
+import contextlib
 import gc
 import json
+import os
 import re
 import sys
 import time
@@ -19,6 +21,7 @@ from lbuild.errors import ChangesPending, Interrupted, LbuildError, UsageError
 
 if TYPE_CHECKING:  # imported where used, so `lbuild --version` and `lbuild lock` start fast
     from lbuild import app as use_cases
+    from lbuild import stamp
     from lbuild.changed import Selection
     from lbuild.config import Project
     from lbuild.manifest import Manifest
@@ -131,10 +134,15 @@ def info(text: str) -> None:
         _err(text)
 
 
+def _json_text(document: dict[str, Any]) -> str:
+    """Indented for a person at a terminal; one line (the fast encoder) for a program."""
+    return json.dumps(document, indent=2 if sys.stdout.isatty() else None, sort_keys=True)
+
+
 def emit(document: dict[str, Any], human: Callable[[], None]) -> None:
     """One JSON document on stdout with --json, else the human rendering."""
-    if STATE.json:  # indented for a person at a terminal; one line (the fast encoder) for a program
-        typer.echo(json.dumps(document, indent=2 if sys.stdout.isatty() else None, sort_keys=True))
+    if STATE.json:
+        typer.echo(_json_text(document))
     elif not STATE.quiet:
         human()
 
@@ -145,6 +153,12 @@ def _warnings_only(message: str) -> None:
 
 
 _COUNTED = re.compile(r"^(?P<label>.*) \[(?P<done>\d+)/(?P<total>\d+)\]$")
+
+
+def _shown_plainly(message: str) -> bool:
+    """Whether a progress message is a line of its own without a terminal (counted ones only when complete)."""
+    counted = _COUNTED.match(message)
+    return counted is None or counted["done"] == counted["total"]
 
 
 @contextmanager
@@ -178,8 +192,7 @@ def progress(label: str) -> Iterator[Callable[[str], None]]:
         return
 
     def plain(message: str) -> None:
-        counted = _COUNTED.match(message)
-        if counted is None or counted["done"] == counted["total"]:
+        if _shown_plainly(message):
             info(message)
 
     yield plain
@@ -321,6 +334,20 @@ def package(
     """Lock if needed, split into shared layers and bundles, build reproducible zips, check limits."""
     _merge(config, json_, quiet, debug)
     STATE.stage = stage or STATE.stage
+    from lbuild import stamp
+
+    recording = None  # what a whole-project package reads, for its stamp (lbuild.stamp)
+    if not (functions or explain or shard or merge or changed_since or os.environ.get(stamp.OFF)
+            or "SOURCE_DATE_EPOCH" in os.environ):
+        recording = stamp.start()
+    try:
+        _package(functions, out, explain, locked, changed_since, shard, merge, recording)
+    finally:
+        stamp.stop()
+
+
+def _package(functions: list[str] | None, out: Path | None, explain: bool, locked: bool, changed_since: str | None,
+             shard: str | None, merge: int | None, recording: "stamp.Recorder | None") -> None:
     from lbuild import app as use_cases
 
     chosen = None
@@ -340,12 +367,21 @@ def package(
              lambda: info(f"nothing changed since {changed_since}: nothing built"))
         return
     started = time.perf_counter()
-    with progress("packaging") as log:
+    said: list[str] = []  # what the run said beyond its output (warnings, notes): a stamp could not say it again
+    with progress("packaging") as shown:
+        def log(message: str) -> None:
+            if _shown_plainly(message):
+                said.append(message)
+            shown(message)
+
         result = use_cases.package(project, changed.names if changed else functions or [],
                                    (out or project.root / "dist").resolve(), log=log, locked=locked,
                                    profile=STATE.profile, merge=merge)
     seconds = time.perf_counter() - started
     built = result.manifest
+    fresh = sum(1 for b in result.built if not b.cached)
+    summary = (f"wrote {result.out}: {len(built.layers)} layers, {len(built.functions)} "
+               f"functions ({fresh} built, {len(result.built) - fresh} from cache)")
 
     def human() -> None:
         _size_table(built)
@@ -356,11 +392,37 @@ def package(
                 info(f"{fn.name}:")
                 for package_name, why in fn.placement:
                     info(f"  {package_name}: {why}")
-        fresh = sum(1 for b in result.built if not b.cached)
-        info(f"wrote {result.out}: {len(built.layers)} layers, {len(built.functions)} "
-             f"functions ({fresh} built, {len(result.built) - fresh} from cache) in {seconds:.2f}s")
+        info(f"{summary} in {seconds:.2f}s")
 
-    emit({**built.as_dict(), **({"changed_since": changed.as_dict()} if changed else {})}, human)
+    document = {**built.as_dict(), **({"changed_since": changed.as_dict()} if changed else {})}
+    if recording is not None:
+        _save_stamp(recording, project, result.out, document, built, summary,
+                    stampable=not (fresh or said or any(f.package_type == "image" for f in built.functions)))
+    emit(document, human)
+
+
+def _save_stamp(recording: "stamp.Recorder", project: "Project", out: Path, document: dict[str, Any],
+                built: "Manifest", summary: str, *, stampable: bool) -> None:
+    """Stamp a package that built nothing, said nothing but its output and has no image (else remove an older
+    stamp). A stamp is only a shortcut: a cache folder it cannot be written to costs nothing but the shortcut."""
+    from lbuild import size_table, stamp
+    from lbuild.builders.sources import CONFIG_NAME, repository_of
+    from lbuild.cachedir import cache_dir
+
+    argv = sys.argv[1:]
+    if not stampable:
+        with contextlib.suppress(OSError):
+            stamp.forget(cache_dir(), argv)
+        return
+    searched = [(Path.cwd(), project.root)]
+    for fn in project.functions:  # where a source folder's lbuild.toml was looked for (links may point inside it)
+        for folder in (fn.source, *fn.include):
+            top = repository_of(folder)
+            searched.append((folder, top if (top / CONFIG_NAME).is_file() else Path(top.anchor)))
+    human = None if STATE.json or STATE.quiet else (size_table.rows(built), summary)
+    with contextlib.suppress(OSError):
+        stamp.save(recording, cache=cache_dir(), out=out, argv=argv, environ=os.environ, searched=searched,
+                   stdout=_json_text(document) + "\n" if STATE.json else "", human=human)
 
 
 def _check_sharding(shard: str | None, merge: int | None, functions: Sequence[str] | None,
@@ -413,22 +475,9 @@ def _changed(project: "Project", ref: str | None, names: Sequence[str] | None, *
 
 def _size_table(built: "Manifest") -> None:
     """Each function's figures against Lambda's limits, on stderr."""
-    from rich.console import Console
-    from rich.table import Table
+    from lbuild import size_table
 
-    table = Table(title="sizes against Lambda limits", title_justify="left")
-    for column in ("function", "layers", "zip", "unzipped with layers", "% of 250 MB", "env bytes"):
-        table.add_column(column, justify="left" if column == "function" else "right")
-    for fn in built.functions:
-        limits = fn.limits
-        if fn.artifact is None:
-            size = limits.usage("image size")
-            table.add_row(fn.name, "image", "", f"{size.value:,}", f"{size.percent}% of 10 GB", "")
-            continue
-        unzipped = limits.usage("unzipped size with layers")
-        table.add_row(fn.name, f"{limits.usage('layers').value}/5", f"{fn.artifact.zip_bytes:,}",
-                      f"{unzipped.value:,}", f"{unzipped.percent}%", f"{limits.usage('environment').value:,}")
-    Console(stderr=True).print(table)
+    size_table.show(size_table.rows(built))
 
 
 def _dist(project: "Project", out: Path | None, from_: Path | None = None) -> Path:

@@ -23,7 +23,8 @@ from lbuild import atomic, rules
 from lbuild.builders import syntax
 from lbuild.builders.plan import ArtifactSpec
 from lbuild.builders.sources import SourceTree, scan_function
-from lbuild.builders.wheels import WheelRef, WheelStore, cache_dir, file_sha256
+from lbuild.builders.wheels import WheelRef, WheelStore, file_sha256
+from lbuild.cachedir import cache_dir
 from lbuild.errors import BuildError
 from lbuild.resolver.lockfile import LockedPackage
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from lbuild import atomic
 from lbuild.builders.proxy import proxy_for
+from lbuild.cachedir import cache_dir
 from lbuild.errors import ResolutionError
 
 if TYPE_CHECKING:  # urllib3, ssl and urllib.request are imported on first use: `lbuild lock` starts uv before
@@ -32,16 +33,6 @@ if TYPE_CHECKING:  # urllib3, ssl and urllib.request are imported on first use: 
 
 _CHUNK = 1 << 20
 _RETRIES = 3
-
-
-def cache_dir() -> Path:
-    """``LBUILD_CACHE_DIR``, else the user cache directory (``XDG_CACHE_HOME`` honoured on Linux)."""
-    override = os.environ.get("LBUILD_CACHE_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("lbuild", appauthor=False))
 
 
 @dataclass(frozen=True)

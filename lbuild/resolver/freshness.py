@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from lbuild import atomic, rules
 from lbuild.builders import wheels
 from lbuild.builders.wheels import WheelStore
+from lbuild.cachedir import cache_dir
 from lbuild.config import Function, IndexSettings, Project
 from lbuild.errors import ConfigError
 from lbuild.resolver import local as local_mod
@@ -163,7 +164,7 @@ class HashMemo:
     FILE = "local-file-hashes.json"
 
     def __init__(self) -> None:
-        self.path = wheels.cache_dir() / self.FILE
+        self.path = cache_dir() / self.FILE
         try:
             known = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -175,7 +176,7 @@ class HashMemo:
     def sha256(self, path: Path) -> str:
         stat = path.stat()
         resolved = str(path.resolve())
-        key = f"{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        key = f"{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_ino}"
         if key in self.known:
             return self.known[key]
         digest = self.known[key] = self.new[resolved] = wheels.file_sha256(path)

@@ -235,7 +235,7 @@ def read(path: Path, remember: bool = False) -> Lock | None:
 
 def _memo_file(path: Path) -> Path | None:
     """Where the parsed form of the lock at ``path`` is remembered (one file per lock path), or None."""
-    from lbuild.builders.wheels import cache_dir
+    from lbuild.cachedir import cache_dir
 
     try:
         name = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
