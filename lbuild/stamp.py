@@ -14,7 +14,9 @@ for real. No stamp is written when an input changed within ``RACY_NS`` before th
 hide a second change within one tick of the file system's clock. ``LBUILD_NO_STAMP=1`` neither writes nor
 reads one.
 
-Imports only the standard library, so that a replay costs the interpreter's start and a few hundred ``stat``.
+Imports only the standard library, so that a replay costs the interpreter's start and a few hundred ``stat``;
+the stamp is ``marshal`` data, trusted as the rest of the local cache is (whoever can write the cache folder
+decides what a cache hit holds already).
 """
 
 from __future__ import annotations

@@ -40,12 +40,12 @@ class Result:
 @dataclass(frozen=True)
 class Projects:
     roots: dict[str, Path]
-    cache: Path
+    caches: dict[str, Path]  # one local cache per copy: a cached zip another copy links to dist/ changes its ctime
 
     def run(self, name: str, *args: str, env: Mapping[str, str | None] | None = None,
             cwd: Path | None = None) -> Result:
         done = subprocess.run([sys.executable, "-X", "importtime", "-m", "lbuild", *args],
-                              cwd=cwd or self.roots[name], env=cli_env({"LBUILD_CACHE_DIR": str(self.cache),
+                              cwd=cwd or self.roots[name], env=cli_env({"LBUILD_CACHE_DIR": str(self.caches[name]),
                                                                          **(env or {})}),
                               capture_output=True, text=True, timeout=120, check=False)
         lines = done.stderr.splitlines()
@@ -81,8 +81,9 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Projects]:
     assert done.returncode == 0, done.stderr
     top = tmp_path_factory.mktemp("stamp-copies")
     roots = {name: Path(shutil.copytree(base, top / name, symlinks=True)) for name in COPIES}
+    caches = {name: Path(shutil.copytree(cache, top / f"{name}-cache", symlinks=True)) for name in COPIES}
     time.sleep(stamp.RACY_NS / 1e9 + 0.2)  # every input older than the racy window: the next package stamps
-    yield Projects(roots, cache)
+    yield Projects(roots, caches)
 
 
 def _same_size_edit(path: Path, old: bytes, new: bytes) -> None:
@@ -101,7 +102,7 @@ def _function(result: Result, name: str) -> dict[str, object]:
 def test_a_no_op_is_replayed_with_the_same_document_and_loads_no_cli(projects: Projects) -> None:
     first = projects.stamped("noop", "--json")
     assert json.loads(first.stdout)["project"] == "demo"
-    (path,) = [p for p in (projects.cache / "stamps").glob("*.stamp")
+    (path,) = [p for p in (projects.caches["noop"] / "stamps").glob("*.stamp")
                if marshal.loads(p.read_bytes())["identity"][4] == str(projects.roots["noop"])]
     inputs = marshal.loads(path.read_bytes())["inputs"]
     import typer
@@ -231,7 +232,7 @@ def test_a_damaged_cached_artifact_is_a_real_run(projects: Projects) -> None:
     """Last in this module: the rebuilt entry is a fresh input of every copy (the copies share one cache)."""
     first = projects.stamped("cache", "--json")
     key = str(_function(first, "plain")["cache_key"])
-    cached = projects.cache / "artifacts" / key[:2] / f"{key}.zip"
+    cached = projects.caches["cache"] / "artifacts" / key[:2] / f"{key}.zip"
     cached.write_bytes(b"PK damaged")
     after = projects.run("cache", "package", "--json")
     assert not after.replayed and after.code == 0 and after.stdout == first.stdout
@@ -242,8 +243,8 @@ def test_a_run_that_built_something_writes_no_stamp(projects: Projects) -> None:
     """A run that rebuilt an artifact (its cache entry was gone) is not replayed: the next run is a real one."""
     first = projects.stamped("rebuilt", "--json")
     key = str(_function(first, "plain")["cache_key"])
-    (projects.cache / "artifacts" / key[:2] / f"{key}.zip").unlink()
-    (projects.cache / "artifacts" / key[:2] / f"{key}.json").unlink()
+    (projects.caches["rebuilt"] / "artifacts" / key[:2] / f"{key}.zip").unlink()
+    (projects.caches["rebuilt"] / "artifacts" / key[:2] / f"{key}.json").unlink()
     assert not projects.run("rebuilt", "package").replayed  # builds plain again
     after = projects.run("rebuilt", "package")
     assert not after.replayed and "(0 built, 4 from cache)" in after.stderr
@@ -253,7 +254,7 @@ def test_a_run_that_warns_is_never_replayed_so_the_warning_is_always_seen(projec
                                                                          tmp_path: Path) -> None:
     root = tmp_path / "old"
     write_project(root, {"legacy": Fn(runtime="python3.9")}, find_links=[projects.roots["noop"] / "wheels"])
-    projects.roots["old"] = root
+    projects.roots["old"], projects.caches["old"] = root, tmp_path / "old-cache"
     assert projects.run("old", "package", "--json").code == 0
     time.sleep(stamp.RACY_NS / 1e9 + 0.2)
     for _ in range(2):
@@ -263,12 +264,12 @@ def test_a_run_that_warns_is_never_replayed_so_the_warning_is_always_seen(projec
 
 
 def test_a_cache_that_cannot_hold_a_stamp_costs_only_the_shortcut(projects: Projects, tmp_path: Path) -> None:
-    (projects.cache / "stamps").rename(tmp_path / "stamps")
-    (projects.cache / "stamps").write_text("a file where the stamps folder goes\n", encoding="utf-8")
+    (projects.caches["noop"] / "stamps").rename(tmp_path / "stamps")
+    (projects.caches["noop"] / "stamps").write_text("a file where the stamps folder goes\n", encoding="utf-8")
     try:
         for _ in range(2):
             result = projects.run("noop", "package", "--json")
             assert result.code == 0 and not result.replayed and json.loads(result.stdout)["project"] == "demo"
     finally:
-        (projects.cache / "stamps").unlink()
-        (tmp_path / "stamps").rename(projects.cache / "stamps")
+        (projects.caches["noop"] / "stamps").unlink()
+        (tmp_path / "stamps").rename(projects.caches["noop"] / "stamps")
