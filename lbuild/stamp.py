@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import stat
 import sys
 import time
 import zlib
@@ -163,9 +164,13 @@ def save(recorder: Recorder, *, cache: Path, out: Path, argv: Sequence[str], std
     names = recorder.paths | _code_paths()
     for folder, top in searched:
         names.update(_between(folder.resolve(), top.resolve()))
-    # a file added beside one read would be found by a lookup that failed (a second candidate, a new include)
-    names.update(os.path.dirname(n) for n in list(names) if not n.startswith(cached))
-    inputs = {n: status(n) for n in sorted(names) if not (n + os.sep).startswith(skipped)}
+    inputs = {n: status(n) for n in names if not (n + os.sep).startswith(skipped)}
+    # a file added beside a file read would be found by a lookup that failed (a second candidate, a new include);
+    # a folder listed or searched is an input itself (its parent is not: /tmp above a checkout changes all day)
+    beside = {os.path.dirname(n) for n, s in inputs.items()
+              if not n.startswith(cached) and (s is None or not stat.S_ISDIR(s[0]))}
+    inputs.update((n, status(n)) for n in beside - inputs.keys() if not (n + os.sep).startswith(skipped))
+    inputs = dict(sorted(inputs.items()))
     newest = max((max(s[4], s[5]) for s in inputs.values() if s is not None), default=0)
     if newest >= recorder.started_ns - RACY_NS:
         _remove(path)

@@ -29,6 +29,11 @@ COPIES = ("noop", "edit", "add", "excluded", "config", "wheel", "env", "dist", "
           "racy", "not-stamped", "include", "rebuilt")
 
 
+#: No byte code written by these runs: a module compiled for the first time (a fresh clone) would change a
+#: __pycache__ folder, an input of every stamp, under the next test's feet.
+QUIET_CODE = {"PYTHONDONTWRITEBYTECODE": "1"}
+
+
 @dataclass(frozen=True)
 class Result:
     code: int
@@ -46,7 +51,7 @@ class Projects:
             cwd: Path | None = None) -> Result:
         done = subprocess.run([sys.executable, "-X", "importtime", "-m", "lbuild", *args],
                               cwd=cwd or self.roots[name], env=cli_env({"LBUILD_CACHE_DIR": str(self.caches[name]),
-                                                                         **(env or {})}),
+                                                                         **QUIET_CODE, **(env or {})}),
                               capture_output=True, text=True, timeout=120, check=False)
         lines = done.stderr.splitlines()
         imported = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
@@ -75,7 +80,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Projects]:
                          "users": Fn("purea\n", extra='include = ["libs/common"]'), "plain": None},
                   find_links=["wheels"])
     cache = tmp_path_factory.mktemp("stamp-cache")
-    env = cli_env({"LBUILD_CACHE_DIR": str(cache)})
+    env = cli_env({"LBUILD_CACHE_DIR": str(cache), **QUIET_CODE})
     done = subprocess.run([sys.executable, "-m", "lbuild", "package"], cwd=base, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
