@@ -1,4 +1,4 @@
-"""Typer commands: the only module that prints, prompts or exits."""
+"""Typer commands: the only module that prints, prompts or exits (but for a no-op's replay, lbuild.stamp)."""
 
 
 import contextlib

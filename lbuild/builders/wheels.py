@@ -112,11 +112,17 @@ class WheelTier(Protocol):
         ...
 
 
-def _on_disk(ref: WheelRef) -> bool:
-    """Whether ``ref``'s source is a file on this machine (a find_links folder, a ``file:`` URL) that exists."""
+def _local_source(ref: WheelRef) -> Path | None:
+    """Where ``ref`` is on this machine (a find_links folder, a ``file:`` URL), or None for an index's file."""
     if ref.path is None and not (ref.url or "").startswith("file:"):
-        return False
-    return (ref.path or file_url_path(ref.url or "")).is_file()
+        return None
+    return ref.path or file_url_path(ref.url or "")
+
+
+def _on_disk(ref: WheelRef) -> bool:
+    """Whether ``ref``'s source is a file on this machine that exists."""
+    source = _local_source(ref)
+    return source is not None and source.is_file()
 
 
 class WheelStore:
@@ -209,8 +215,8 @@ class WheelStore:
 
     def _copy_in(self, ref: WheelRef, tmp: str) -> str:
         h = hashlib.sha256()
-        if ref.path is not None or (ref.url or "").startswith("file:"):
-            source = ref.path or file_url_path(ref.url or "")
+        source = _local_source(ref)
+        if source is not None:
             try:
                 with open(source, "rb") as src, open(tmp, "wb") as dst:
                     while chunk := src.read(_CHUNK):
